@@ -29,6 +29,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from underpainting.errors import WeightsError
+
 ARCHS = ("vgg16", "vgg19")
 CONVENTIONS = ("torchvision", "caffe")
 
@@ -39,7 +41,7 @@ TORCHVISION_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-class VGGWeightsError(RuntimeError):
+class VGGWeightsError(WeightsError):
     """Pretrained VGG weights are missing or unreadable; the message says where to put them."""
 
 
