@@ -1,0 +1,101 @@
+"""The semantic label set shared by every model: class ids, names, sketch colours and source-dataset mappings.
+
+It is built from `conf/labels/*.yaml` so that the synthetic generator, the paired datamodules, sketch decoding,
+SPADE's one-hot input and semantic style transfer all agree on what id 9 means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class LabelClass:
+    id: int
+    name: str
+    rgb: tuple[int, int, int]
+    source_ids: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+class LabelSet:
+    """An ordered set of classes with ids 0..C-1 (id 0 is the catch-all `other`)."""
+
+    SOURCES = ("coco_stuff", "ade20k")
+
+    def __init__(self, classes: Sequence[Mapping]) -> None:
+        parsed = []
+        for c in classes:
+            rgb = tuple(int(v) for v in c["rgb"])
+            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise ValueError(
+                    f"label class {c.get('name')!r}: rgb must be three ints in 0..255, got {c['rgb']}"
+                )
+            sources = {s: tuple(int(v) for v in c.get(s, ()) or ()) for s in self.SOURCES}
+            parsed.append(LabelClass(int(c["id"]), str(c["name"]), rgb, sources))
+        ids = [c.id for c in parsed]
+        if ids != list(range(len(parsed))):
+            raise ValueError(f"label ids must be 0..{len(parsed) - 1} in order, got {ids}")
+        colours = [c.rgb for c in parsed]
+        if len(set(colours)) != len(colours):
+            raise ValueError("two label classes share a sketch colour; every class needs its own")
+        self.classes: tuple[LabelClass, ...] = tuple(parsed)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> LabelSet:
+        import yaml
+
+        with open(path) as f:
+            return cls(yaml.safe_load(f)["classes"])
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return f"LabelSet({len(self)} classes: {', '.join(self.names)})"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def id(self, name: str) -> int:
+        for c in self.classes:
+            if c.name == name:
+                return c.id
+        raise KeyError(f"no label class named {name!r}; known: {', '.join(self.names)}")
+
+    @property
+    def palette(self) -> torch.Tensor:
+        """(C, 3) uint8 sketch colours, row i for class i."""
+        return torch.tensor([c.rgb for c in self.classes], dtype=torch.uint8)
+
+    def colorize(self, labels: torch.Tensor) -> torch.Tensor:
+        """Class ids (..., H, W) -> sketch image (..., 3, H, W) in [-1, 1], for sample grids and example sketches."""
+        rgb = self.palette.to(labels.device)[labels.long().clamp(0, len(self) - 1)]  # (..., H, W, 3)
+        return rgb.movedim(-1, -3).float() / 127.5 - 1.0
+
+    def source_lut(self, source: str) -> np.ndarray:
+        """A 256-entry lookup table mapping a source dataset's label values to this set's ids (unlisted -> 0)."""
+        if source not in self.SOURCES:
+            raise ValueError(f"unknown label source {source!r}; known: {', '.join(self.SOURCES)}")
+        lut = np.zeros(256, dtype=np.uint8)
+        for c in self.classes:
+            for v in c.source_ids[source]:
+                lut[v] = c.id
+        return lut
+
+    def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) integer ids -> (B, C, H, W) float one-hot; ids outside the set raise instead of corrupting."""
+        labels = labels.long()
+        if labels.numel() and (labels.min() < 0 or labels.max() >= len(self)):
+            bad = labels[(labels < 0) | (labels >= len(self))].unique().tolist()
+            raise ValueError(f"label ids {bad} are outside this label set (0..{len(self) - 1})")
+        return torch.nn.functional.one_hot(labels, len(self)).movedim(-1, 1).float()

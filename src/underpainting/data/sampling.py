@@ -1,0 +1,76 @@
+"""Deterministic, shardable, resumable sampling.
+
+Every draw is a pair (index, draw_seed) fixed by (seed, epoch, position): the dataset derives all of its randomness
+(unaligned partner, crop, flip) from draw_seed, so results do not depend on worker count or process timing, DDP
+ranks see disjoint shards, and a run resumed mid-epoch sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class DrawSampler(Sampler[tuple[int, int]]):
+    def __init__(self, num_items: int, shuffle: bool = True, seed: int = 0) -> None:
+        self.num_items, self.shuffle, self.seed = num_items, shuffle, seed
+        self.epoch = 0
+        self._skip: tuple[int, int] | None = None  # (epoch, draws to skip)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def resume(self, epoch: int, skip: int) -> None:
+        self.epoch, self._skip = epoch, (epoch, skip)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_items / _world()[1])
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rank, world = _world()
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.num_items, generator=g) if self.shuffle else torch.arange(self.num_items)
+        draws = torch.randint(0, 2**62, (self.num_items,), generator=g)
+        total = len(self) * world  # pad by wrapping so every rank gets the same number of draws
+        order, draws = (
+            order.repeat(math.ceil(total / self.num_items))[:total],
+            draws.repeat(math.ceil(total / self.num_items))[:total],
+        )
+        order, draws = order[rank::world], draws[rank::world]
+        start = 0
+        if self._skip is not None:
+            skip_epoch, skip = self._skip
+            start = skip if skip_epoch == self.epoch else 0
+            self._skip = None
+        for i, d in zip(order[start:].tolist(), draws[start:].tolist(), strict=True):
+            yield i, d
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader over a DrawSampler whose position Lightning saves in checkpoints (the `_Stateful` protocol).
+
+    `batches_done` reports how many batches of the current epoch the training loop has finished; it is read at
+    save time rather than counted here, because Lightning prefetches batches ahead of the one being trained.
+    """
+
+    def __init__(
+        self, dataset: Dataset, sampler: DrawSampler, batches_done: Callable[[], int], **kwargs
+    ) -> None:
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.batches_done = batches_done
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches": int(self.batches_done())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.resume(state["epoch"], state["batches"] * self.batch_size)

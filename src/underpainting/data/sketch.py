@@ -1,0 +1,162 @@
+"""Sketch decoding: an RGB image painted in the label set's palette (any size) -> class ids.
+
+Painted sketches are rarely exact: brushes anti-alias region edges (blends of two colours, which can land near a third
+class's colour), and JPEG adds noise. Decoding therefore:
+
+1. gives each pixel the class of the nearest palette colour, if within `tolerance` (Euclidean RGB distance);
+2. treats as *boundary* pixels those farther than `tolerance` from every colour, and those whose class forms a
+   structure at most 2 px thin (gone after a 3x3 opening) while their colour is not an exact palette colour
+   (farther than `exact_tolerance`) - the typical anti-aliased seam;
+3. gives boundary pixels the majority class of their decided neighbours, growing inwards until none is left.
+
+A far-from-palette area thicker than a seam (it survives an erosion by `edge_width` px) is an error naming the file,
+its colours with pixel counts and the palette: a wrong colour is never silently guessed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from underpainting.data.images import DataError, list_images, load_rgb
+from underpainting.data.labels import LabelSet
+
+
+def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Binary erosion with a (2r+1)^2 square; pixels outside the image count as set (edges are not eroded)."""
+    k = 2 * radius + 1
+    inv = (~mask).float()[None, None]
+    return ~(F.max_pool2d(inv, k, stride=1, padding=radius)[0, 0] > 0)
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    k = 2 * radius + 1
+    return F.max_pool2d(mask.float()[None, None], k, stride=1, padding=radius)[0, 0] > 0
+
+
+def palette_text(labels: LabelSet) -> str:
+    return ", ".join(f"{c.name}=({c.rgb[0]},{c.rgb[1]},{c.rgb[2]})" for c in labels.classes)
+
+
+def _describe_colours(rgb: torch.Tensor, mask: torch.Tensor, limit: int = 5) -> str:
+    """The main colours under `mask`, grouped in 32-level bins: 'rgb(250,3,240) x 1234 px, ...'."""
+    px = rgb[:, mask].T.long()  # (N, 3)
+    bins = (px[:, 0] // 32) * 64 + (px[:, 1] // 32) * 8 + px[:, 2] // 32
+    uniq, inverse, counts = torch.unique(bins, return_inverse=True, return_counts=True)
+    order = counts.argsort(descending=True)[:limit]
+    parts = []
+    for i in order.tolist():
+        mean = px[inverse == i].float().mean(0).round().long().tolist()
+        parts.append(f"rgb({mean[0]},{mean[1]},{mean[2]}) x {int(counts[i])} px")
+    more = "" if len(uniq) <= limit else f", and {len(uniq) - limit} more colour groups"
+    return ", ".join(parts) + more
+
+
+def decode_sketch(
+    image: Image.Image | np.ndarray | torch.Tensor | str | Path,
+    labels: LabelSet,
+    tolerance: float = 40.0,
+    exact_tolerance: float = 6.0,
+    edge_width: int = 2,
+    source: str | None = None,
+) -> torch.Tensor:
+    """Decode a palette-painted sketch into (H, W) int64 class ids.
+
+    Args:
+        image: a path, a PIL image, an (H, W, 3) uint8 array, or a (3, H, W) uint8 tensor.
+        tolerance: largest RGB distance at which a pixel still counts as a palette colour (JPEG noise, soft brushes).
+        exact_tolerance: pixels closer than this to a palette colour are kept even in 1-2 px thin strokes.
+        edge_width: far-from-palette areas that vanish after an erosion of this radius are seams, not regions.
+        source: the name used in error messages (defaults to the path).
+    """
+    if isinstance(image, str | Path):
+        source = source or str(image)
+        image = load_rgb(image)
+    source = source or "<sketch>"
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise DataError(f"{source}: a sketch must be an RGB image, got an array of shape {image.shape}")
+        rgb = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+    else:
+        rgb = image
+    if rgb.ndim != 3 or rgb.shape[0] != 3:
+        raise DataError(f"{source}: a sketch must be (3, H, W) RGB, got shape {tuple(rgb.shape)}")
+    rgb = rgb.to(torch.int64)
+    h, w = rgb.shape[1:]
+
+    palette = labels.palette.to(torch.float32)  # (C, 3)
+    dist = torch.cdist(rgb.permute(1, 2, 0).reshape(-1, 3).float(), palette).view(h, w, -1)
+    best, ids = dist.min(dim=-1)
+
+    far = best > tolerance
+    if far.any():
+        core = _erode(far, edge_width) & far
+        if core.any():
+            region = far & _dilate(core, edge_width)
+            raise DataError(
+                f"{source}: {int(region.sum())} pixels in regions whose colour is farther than {tolerance:g} (RGB) "
+                f"from every class colour: {_describe_colours(rgb, region)}. Repaint them with a palette colour "
+                f"(or raise the tolerance). Palette: {palette_text(labels)}"
+            )
+
+    # Thin structures of a class made of inexact colours: anti-aliased seams between two regions.
+    uncertain = far.clone()
+    inexact = best > exact_tolerance
+    for c in ids[~far].unique().tolist():
+        mask = (ids == c) & ~far
+        opened = _dilate(_erode(mask, 1), 1) & mask
+        uncertain |= mask & ~opened & inexact
+
+    known = ~uncertain
+    if not known.any():
+        raise DataError(
+            f"{source}: no region of the sketch is painted in a palette colour; Palette: {palette_text(labels)}"
+        )
+    ids = ids.clone()
+    n_classes = len(labels)
+    for _ in range(h + w):
+        if not uncertain.any():
+            break
+        votes = F.one_hot(ids, n_classes).permute(2, 0, 1).float() * known.float()
+        votes = F.conv2d(votes[:, None], torch.ones(1, 1, 3, 3), padding=1)[
+            :, 0
+        ]  # (C, H, W) neighbour counts
+        has_vote = votes.sum(0) > 0
+        fill = uncertain & has_vote
+        ids[fill] = votes.argmax(0)[fill]
+        known |= fill
+        uncertain &= ~fill
+    return ids
+
+
+def encode_sketch(ids: torch.Tensor, labels: LabelSet) -> Image.Image:
+    """Class ids (H, W) -> the sketch painted in the palette (the inverse of `decode_sketch` on clean input)."""
+    rgb = labels.palette[ids.long().clamp(0, len(labels) - 1)]  # (H, W, 3) uint8
+    return Image.fromarray(rgb.numpy(), "RGB")
+
+
+class SketchFolder(torch.utils.data.Dataset):
+    """Every image in a folder decoded as a sketch and resized (nearest) to `size`: {"label", "path"} items."""
+
+    def __init__(
+        self, folder: str | Path, labels: LabelSet, size: int | tuple[int, int] | None = None, **decode_kw
+    ):
+        self.files = list_images(folder)
+        self.labels = labels
+        self.size = (size, size) if isinstance(size, int) else size
+        self.decode_kw = decode_kw
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> dict:
+        ids = decode_sketch(self.files[i], self.labels, **self.decode_kw)
+        if self.size is not None and tuple(ids.shape) != tuple(self.size):
+            ids = F.interpolate(ids[None, None].float(), size=self.size, mode="nearest")[0, 0].long()
+        return {"label": ids, "path": str(self.files[i])}

@@ -1,0 +1,13 @@
+"""Errors a user can fix. Entry points print their message and exit non-zero instead of showing a traceback."""
+
+
+class UserError(RuntimeError):
+    """Base class: the message names the file or setting at fault and how to fix it."""
+
+
+class DataError(UserError):
+    """A problem with the user's data files or dataset folders."""
+
+
+class WeightsError(UserError):
+    """Pretrained weights that are missing, unreadable, or do not match the architecture."""

@@ -1,0 +1,94 @@
+"""Training entry point: compose data, model, callbacks, loggers and trainer from the Hydra config and fit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from underpainting.errors import UserError
+from underpainting.utils.loggers import configure_wandb_mode
+
+log = logging.getLogger(__name__)
+
+
+class EmbedConfig(pl.Callback):
+    """Stores the resolved run config in every checkpoint (plain containers only, so `weights_only=True` loading
+    still works) so export and inference can rebuild the networks without the original command line."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.config = OmegaConf.to_container(cfg, resolve=True)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["underpainting_config"] = self.config
+
+
+def _instantiate_group(group: DictConfig | None) -> list:
+    return [instantiate(c) for c in (group or {}).values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    configure_wandb_mode()
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model)
+    callbacks = [*_instantiate_group(cfg.get("callbacks")), EmbedConfig(cfg)]
+    loggers = _instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    if cfg.get("test", False):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if trainer.is_global_zero:
+        _report(cfg, trainer, metrics)
+    for logger in loggers:
+        logger.finalize("success")
+    if "wandb" in cfg.get("logger", {}) or {}:
+        import wandb
+
+        wandb.finish()
+    return metrics
+
+
+def _report(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, float]) -> None:
+    out = Path(cfg.paths.output_dir)
+    ckpt = trainer.checkpoint_callback
+    lines = [f"run directory: {out}"]
+    if ckpt is not None and ckpt.last_model_path:
+        lines.append(f"checkpoint:    {ckpt.last_model_path}")
+    samples = sorted((out / "samples").glob("*.png")) if (out / "samples").is_dir() else []
+    if samples:
+        lines.append(f"sample grids:  {out / 'samples'} (latest: {samples[-1].name})")
+    for logger in trainer.loggers:
+        lines.append(f"{type(logger).__name__:<14} {logger.log_dir or logger.save_dir}")
+    shown = {k: round(v, 4) for k, v in sorted(metrics.items()) if not k.startswith("lr/")}
+    lines.append(f"final metrics: {shown}")
+    log.info("\n".join(lines))
+
+
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry: run, turn user errors into a one-paragraph message, return the sweep objective."""
+    try:
+        metrics = run(cfg)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
+        sys.exit(1)
+    objective = cfg.get("optimized_metric")
+    if objective:
+        if objective not in metrics:
+            raise KeyError(f"optimized_metric {objective!r} was not logged; logged: {sorted(metrics)}")
+        return metrics[objective]
+    return None
