@@ -52,8 +52,7 @@ class DrawSampler(Sampler[tuple[int, int]]):
             skip_epoch, skip = self._skip
             start = skip if skip_epoch == self.epoch else 0
             self._skip = None
-        for i, d in zip(order[start:].tolist(), draws[start:].tolist(), strict=True):
-            yield i, d
+        yield from zip(order[start:].tolist(), draws[start:].tolist(), strict=True)
 
 
 class ResumableDataLoader(DataLoader):

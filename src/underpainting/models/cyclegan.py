@@ -25,6 +25,8 @@ class CycleGAN(pl.LightningModule):
     """Two generators, two discriminators, manual optimization: per iteration a G step with both D frozen, then a
     D step on pooled fakes (the reference's `optimize_parameters`)."""
 
+    exportable = ("G_AB", "G_BA")  # networks `underpainting.export` writes out for inference
+
     def __init__(
         self,
         G_AB: nn.Module,
