@@ -1,0 +1,152 @@
+"""In-loop FID / KID / LPIPS (/ ArtFID) on the validation and test dataloaders.
+
+Every `every_n_epochs` validation runs (and at every test), the callback asks the module for
+`eval_pairs(batch) -> {"generated", "reference"[, "source"]}` on each batch, accumulates torchmetrics states (which
+synchronise across DDP ranks), and logs `val/fid`, `val/kid`, `val/kid_std`, `val/lpips` (`val/artfid`), or
+`test/...`, so `ModelCheckpoint(monitor="val/fid")` and sweep objectives can use them. The protocol line is printed with
+every result and written, with the numbers, to `<output_dir>/metrics.json` (read by `underpainting.compare`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+from underpainting.metrics import protocol
+from underpainting.metrics.evaluator import Evaluator
+from underpainting.metrics.features import FeatureExtractor
+from underpainting.metrics.lpips import LPIPSNet
+
+log = logging.getLogger(__name__)
+
+
+class MetricsCallback(Callback):
+    """See the module docstring; arguments are those of `Evaluator` plus:
+
+    Args:
+        every_n_epochs: evaluate at validation runs whose epoch satisfies (epoch + 1) % n == 0 (ModelCheckpoint's
+            convention; give it the same `every_n_epochs` when it monitors these keys), and always at the last epoch.
+        output_dir: where to write metrics.json; None: the trainer's `default_root_dir`.
+    """
+
+    def __init__(
+        self,
+        feature: FeatureExtractor,
+        lpips: LPIPSNet | None = None,
+        every_n_epochs: int = 1,
+        fid: bool = True,
+        kid: bool = True,
+        lpips_pairs: str = "reference",
+        artfid: bool = False,
+        kid_subsets: int = protocol.KID_SUBSETS,
+        kid_subset_size: int = protocol.KID_SUBSET_SIZE,
+        reference: str = "val split",
+        output_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.evaluator = Evaluator(
+            feature,
+            lpips,
+            fid=fid,
+            kid=kid,
+            lpips_pairs=lpips_pairs,
+            artfid=artfid,
+            kid_subsets=kid_subsets,
+            kid_subset_size=kid_subset_size,
+            reference=reference,
+        )
+        self.every_n_epochs = every_n_epochs
+        self.output_dir = output_dir
+        self._active = False
+        self._protocol_logged = False
+        self.history: list[dict] = []
+
+    def _due(self, trainer: pl.Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        return not trainer.sanity_checking and (epoch % self.every_n_epochs == 0 or last)
+
+    def _start(self, pl_module: pl.LightningModule) -> None:
+        if not hasattr(pl_module, "eval_pairs"):
+            raise TypeError(
+                f"{type(pl_module).__name__} has no eval_pairs(batch) -> dict(generated=..., reference=...): "
+                "the metrics callback needs it (see docs/metrics.md)"
+            )
+        self.evaluator.to(pl_module.device)
+        self.evaluator.reset()
+        self._active = True
+
+    @torch.no_grad()
+    def _update(self, pl_module: pl.LightningModule, batch) -> None:
+        if not self._active:
+            return
+        pairs = pl_module.eval_pairs(batch)
+        self.evaluator.update(pairs["generated"], pairs.get("reference"), pairs.get("source"))
+
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if not self._active:
+            return
+        self._active = False
+        result = self.evaluator.compute()
+        self.evaluator.reset()
+        values, proto = result["metrics"], result["protocol"]
+        for name, value in values.items():
+            pl_module.log(f"{stage}/{name}", float(value), on_step=False, on_epoch=True, sync_dist=False)
+        summary = ", ".join(f"{stage}/{k}={v:.4g}" for k, v in values.items())
+        self._report(trainer, stage, values, proto, summary)
+
+    @rank_zero_only
+    def _report(
+        self, trainer: pl.Trainer, stage: str, values: dict, proto: protocol.Protocol, summary: str
+    ) -> None:
+        log.info("%s (epoch %d)\n  protocol: %s", summary, trainer.current_epoch, proto)
+        entry = {
+            "stage": stage,
+            "epoch": trainer.current_epoch,
+            "step": trainer.global_step,
+            "metrics": {k: (None if math.isnan(v) else v) for k, v in values.items()},
+            "protocol": proto.as_dict(),
+        }
+        self.history.append(entry)
+        if not self._protocol_logged:
+            for lg in trainer.loggers:
+                lg.log_hyperparams({"metrics_protocol": str(proto)})
+            self._protocol_logged = True
+        out = Path(self.output_dir or trainer.default_root_dir) / "metrics.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        latest = {}
+        for e in self.history:
+            latest[e["stage"]] = e
+        out.write_text(json.dumps({**latest, "history": self.history}, indent=2) + "\n")
+
+    # validation
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._due(trainer):
+            self._start(pl_module)
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self._update(pl_module, batch)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._finish(trainer, pl_module, "val")
+
+    # test
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start(pl_module)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        self._update(pl_module, batch)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._finish(trainer, pl_module, "test")

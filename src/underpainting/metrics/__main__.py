@@ -1,0 +1,5 @@
+import sys
+
+from underpainting.metrics.cli import main
+
+sys.exit(main())

