@@ -4,9 +4,10 @@ Painted sketches are rarely exact: brushes anti-alias region edges (blends of tw
 class's colour), and JPEG adds noise. Decoding therefore:
 
 1. gives each pixel the class of the nearest palette colour, if within `tolerance` (Euclidean RGB distance);
-2. treats as *boundary* pixels those farther than `tolerance` from every colour, and those whose class forms a
-   structure at most 2 px thin (gone after a 3x3 opening) while their colour is not an exact palette colour
-   (farther than `exact_tolerance`) - the typical anti-aliased seam;
+2. treats as *boundary* pixels those farther than `tolerance` from every colour, and those in an inexact colour
+   (farther than `exact_tolerance` from their class colour) whose class forms a structure at most 2 px thin (gone
+   after a 3x3 opening) that either touches two other classes (an anti-aliased seam, whose blend of two colours can
+   land near a third class) or is a lone speck (JPEG ringing);
 3. gives boundary pixels the majority class of their decided neighbours, growing inwards until none is left.
 
 A far-from-palette area thicker than a seam (it survives an erosion by `edge_width` px) is an error naming the file,
@@ -60,7 +61,7 @@ def decode_sketch(
     image: Image.Image | np.ndarray | torch.Tensor | str | Path,
     labels: LabelSet,
     tolerance: float = 40.0,
-    exact_tolerance: float = 6.0,
+    exact_tolerance: float = 2.0,
     edge_width: int = 2,
     source: str | None = None,
 ) -> torch.Tensor:
@@ -105,13 +106,21 @@ def decode_sketch(
                 f"(or raise the tolerance). Palette: {palette_text(labels)}"
             )
 
-    # Thin structures of a class made of inexact colours: anti-aliased seams between two regions.
+    # Anti-aliased seams: thin (<= 2 px) structures of a class, in inexact colours, that touch at least two other
+    # classes within `edge_width` px. A small blob inside one region (a flower in grass) touches one, and stays.
     uncertain = far.clone()
     inexact = best > exact_tolerance
-    for c in ids[~far].unique().tolist():
+    present = ids[~far].unique().tolist()
+    nearby = torch.zeros(h, w, dtype=torch.long)
+    for c in present:
+        nearby += _dilate((ids == c) & ~far, edge_width).long()
+    for c in present:
         mask = (ids == c) & ~far
         opened = _dilate(_erode(mask, 1), 1) & mask
-        uncertain |= mask & ~opened & inexact
+        others = nearby - _dilate(mask, edge_width).long()
+        same = F.conv2d(mask.float()[None, None], torch.ones(1, 1, 3, 3), padding=1)[0, 0]
+        speckle = same <= 2  # JPEG ringing: a lone pixel (or pair) of another class
+        uncertain |= mask & ~opened & inexact & ((others >= 2) | speckle)
 
     known = ~uncertain
     if not known.any():
