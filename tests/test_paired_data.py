@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from underpainting.data.paired import (
     landscape_segments_pairs,
     load_classes,
 )
+from underpainting.data.transforms import Preprocess
 
 CONF = Path(__file__).parents[1] / "conf" / "labels" / "landscape.yaml"
 SHARED = Path(__file__).parents[2] / "shared" / "data" / "landscape_segments"
@@ -73,11 +73,10 @@ def test_transform_keeps_label_and_image_in_step(labels, tmp_path):
     rgb = np.stack([ids * 12, np.zeros_like(ids), np.zeros_like(ids)], -1)
     write_pair(tmp_path, "a", ids, rgb)
     pairs = landscape_segments_pairs(tmp_path)
-    ds = SegmentationPairs(pairs, LabelReader(labels), load_size=48, crop_size=32, train=True, flip=True)
-    random.seed(0)
+    ds = SegmentationPairs(pairs, LabelReader(labels), Preprocess("resize_and_crop", 48, 32), train=True)
     flipped = set()
-    for _ in range(12):
-        item = ds[0]
+    for draw in range(12):
+        item = ds[(0, draw)]
         assert item["label"].shape == (32, 32) and item["label"].dtype == torch.int64
         assert item["image"].shape == (3, 32, 32)
         red = ((item["image"][0] + 1) * 127.5).round()
@@ -91,8 +90,9 @@ def test_transform_keeps_label_and_image_in_step(labels, tmp_path):
         assert set(lab.unique().tolist()) <= {0, 8, 9, 14}  # nearest neighbour: no blended ids
         flipped.add(bool(lab[0, 0] == 0))
     assert flipped == {True, False}  # flips happen, in step
-    val = SegmentationPairs(pairs, LabelReader(labels), load_size=48, crop_size=32, train=False)
-    assert torch.equal(val[0]["label"], val[0]["label"]) and torch.equal(val[0]["image"], val[0]["image"])
+    assert torch.equal(ds[(0, 3)]["label"], ds[(0, 3)]["label"])  # the draw fixes crop and flip
+    val = SegmentationPairs(pairs, LabelReader(labels), Preprocess("resize_and_crop", 48, 32), train=False)
+    assert torch.equal(val[(0, 1)]["image"], val[(0, 2)]["image"])  # evaluation: centre crop, no flip
 
 
 def test_unknown_label_id_names_file_and_id(labels, tmp_path):
@@ -100,7 +100,7 @@ def test_unknown_label_id_names_file_and_id(labels, tmp_path):
     ids[4:8, 4:8] = 42
     write_pair(tmp_path, "bad", ids)
     write_pair(tmp_path, "good", np.full((32, 32), 1))
-    dm = SegmentationDataModule(tmp_path, labels, load_size=32, crop_size=32, val_count=0)
+    dm = SegmentationDataModule(tmp_path, labels, preprocess=Preprocess("none"), val_count=0)
     with pytest.raises(DataError) as err:
         dm.setup()
     msg = str(err.value)
@@ -134,12 +134,15 @@ def test_missing_partner_and_size_mismatch(labels, tmp_path):
         landscape_segments_pairs(tmp_path)
     (tmp_path / "images" / "lonely.png").unlink()
     Image.fromarray(np.zeros((32, 40, 3), np.uint8)).save(tmp_path / "images" / "a.png")
-    ds = SegmentationPairs(landscape_segments_pairs(tmp_path), LabelReader(labels), 32, 32, train=False)
+    ds = SegmentationPairs(
+        landscape_segments_pairs(tmp_path), LabelReader(labels), Preprocess("none"), train=False
+    )
     with pytest.raises(DataError, match="pixel-aligned"):
         ds[0]
 
 
 def test_ade20k_and_coco_layouts(labels, tmp_path):
+    tiny = Preprocess("resize_and_crop", 32, 32)
     ade = tmp_path / "ADEChallengeData2016"
     for split in ("training", "validation"):
         land = np.full((32, 32), 3)  # ADE 3 = sky
@@ -151,7 +154,7 @@ def test_ade20k_and_coco_layouts(labels, tmp_path):
             Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(ade / "images" / split / f"{name}.jpg")
             Image.fromarray(ids.astype(np.uint8), "L").save(ade / "annotations" / split / f"{name}.png")
     dm = SegmentationDataModule(
-        tmp_path, labels, layout="ade20k", load_size=32, crop_size=32, min_landscape_fraction=0.5
+        tmp_path, labels, layout="ade20k", preprocess=tiny, min_landscape_fraction=0.5
     )
     dm.setup()
     assert len(dm.train_set) == 1 and len(dm.val_set) == 1
@@ -166,7 +169,7 @@ def test_ade20k_and_coco_layouts(labels, tmp_path):
         Image.fromarray(np.full((32, 32), 123, np.uint8), "L").save(
             coco / f"{split}_label" / "x.png"
         )  # grass
-    dm = SegmentationDataModule(coco, labels, layout="coco_stuff", load_size=32, crop_size=32)
+    dm = SegmentationDataModule(coco, labels, layout="coco_stuff", preprocess=tiny)
     dm.setup()
     assert dm.train_set[0]["label"].unique().tolist() == [labels.id("grass")]
     with pytest.raises(DataError, match="COCO-Stuff"):
@@ -174,14 +177,14 @@ def test_ade20k_and_coco_layouts(labels, tmp_path):
 
 
 def test_synthetic_pairs(labels):
-    dm = SyntheticPairsDataModule(labels, size=32, train_size=4, val_size=2, batch_size=2)
+    dm = SyntheticPairsDataModule(labels, image_size=32, num_train=4, num_val=2, batch_size=2)
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
     assert batch["label"].shape == (2, 32, 32) and batch["image"].shape == (2, 3, 32, 32)
     assert batch["image"].min() >= -1 and batch["image"].max() <= 1
     from underpainting.data.synthetic import SyntheticLandscapes
 
-    scene = SyntheticLandscapes(labels, 32)(dm.val_set.seed)
+    scene = SyntheticLandscapes(labels, 32)(dm.val_set.scene_seed)
     lab, photo = dm.val_set.render(0)
     assert torch.equal(lab, scene.labels) and torch.allclose(
         photo, scene.photo
@@ -190,7 +193,7 @@ def test_synthetic_pairs(labels):
 
 @needs_shared
 def test_shared_landscape_segments(labels):
-    dm = SegmentationDataModule(SHARED, labels, load_size=286, crop_size=256, batch_size=2, val_count=4)
+    dm = SegmentationDataModule(SHARED, labels, batch_size=2, val_count=4)
     dm.setup()
     assert len(dm.train_set) + len(dm.val_set) == 35 and len(dm.val_set) == 4
     batch = next(iter(dm.val_dataloader()))

@@ -27,14 +27,15 @@ from pathlib import Path
 import lightning.pytorch as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from underpainting.data.images import DataError, list_images, load_rgb, pil_to_tensor, validate_images
 from underpainting.data.labels import LabelSet
+from underpainting.data.sampling import DrawSampler, ResumableDataLoader
 from underpainting.data.synthetic import SyntheticLandscapes
+from underpainting.data.transforms import Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -227,44 +228,26 @@ def landscape_fraction(reader: LabelReader, pair: Pair) -> float:
     return float(((ids > 0) & (ids < len(reader.labels))).mean())
 
 
-# -------------------------------------------------------------------------------------------------------- transforms
-def _resized_size(w: int, h: int, load_size: int, preprocess: str) -> tuple[int, int]:
-    if preprocess == "resize_and_crop":
-        return load_size, load_size
-    if preprocess == "scale_shortside_and_crop":
-        s = load_size / min(w, h)
-        return max(load_size, round(w * s)), max(load_size, round(h * s))
-    if preprocess == "none":
-        return w, h
-    raise ValueError(
-        f"preprocess must be resize_and_crop, scale_shortside_and_crop or none, got {preprocess!r}"
-    )
-
-
+# ---------------------------------------------------------------------------------------------------------- dataset
 class SegmentationPairs(Dataset):
-    """Label/photo pairs with the reference's `resize_and_crop` + flip, applied in step to image, label, instance."""
+    """Label/photo pairs with the reference preprocessing (resize_and_crop + flip) applied in step to the image
+    (bicubic) and the label and instance maps (nearest neighbour, so ids are never blended).
+
+    Items are indexed by `(index, draw_seed)` from a `DrawSampler` (crop and flip come from the draw, so they do not
+    depend on workers or ranks), or by a plain int for the deterministic evaluation version.
+    """
 
     def __init__(
-        self,
-        pairs: Sequence[Pair],
-        reader: LabelReader,
-        load_size: int = 286,
-        crop_size: int = 256,
-        preprocess: str = "resize_and_crop",
-        train: bool = True,
-        flip: bool = True,
+        self, pairs: Sequence[Pair], reader: LabelReader, preprocess: Preprocess, train: bool = True
     ) -> None:
-        if crop_size > load_size and preprocess != "none":
-            raise ValueError(f"crop_size {crop_size} is larger than load_size {load_size}")
-        self.pairs, self.reader = list(pairs), reader
-        self.load_size, self.crop_size, self.preprocess = load_size, crop_size, preprocess
-        self.train, self.flip = train, flip
+        self.pairs, self.reader, self.preprocess, self.train = list(pairs), reader, preprocess, train
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def __getitem__(self, i: int) -> dict:
-        pair = self.pairs[i]
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        index, draw = item if isinstance(item, tuple) else (item, None)
+        pair = self.pairs[index]
         img = load_rgb(pair.image)
         ids = self.reader.read(pair.label, pair.source)
         if ids.shape != (img.height, img.width):
@@ -272,51 +255,85 @@ class SegmentationPairs(Dataset):
                 f"{pair.label} is {ids.shape[1]}x{ids.shape[0]} but its image {pair.image} is "
                 f"{img.width}x{img.height}; label maps must be pixel-aligned with their photos"
             )
-        w, h = _resized_size(img.width, img.height, self.load_size, self.preprocess)
-        img = img.resize((w, h), Image.BICUBIC) if (w, h) != img.size else img
-        maps = [torch.from_numpy(ids)]
+        g = torch.Generator().manual_seed(draw) if self.train and draw is not None else None
+        params = self.preprocess.params(img.size, g)
+        out = {
+            "label": self._map(Image.fromarray(ids.astype(np.int32), "I"), params),
+            "image": pil_to_tensor(self.preprocess.apply(img, params)),
+            "path": str(pair.image),
+        }
         if pair.instance is not None:
             with Image.open(pair.instance) as inst:
-                maps.append(torch.from_numpy(np.array(inst, dtype=np.int64)))
-        stacked = torch.stack(maps)[None].float()
-        if stacked.shape[2:] != (h, w):
-            stacked = F.interpolate(stacked, size=(h, w), mode="nearest")  # never blend class ids
-        stacked = stacked[0].long()
-        image = pil_to_tensor(img)
-        c = self.crop_size
-        if self.preprocess == "none":
-            top, left, ch, cw = 0, 0, h, w
-        elif self.train:
-            top, left, ch, cw = random.randint(0, h - c), random.randint(0, w - c), c, c
-        else:
-            top, left, ch, cw = (h - c) // 2, (w - c) // 2, c, c
-        image = image[:, top : top + ch, left : left + cw]
-        stacked = stacked[:, top : top + ch, left : left + cw]
-        if self.train and self.flip and random.random() < 0.5:
-            image, stacked = image.flip(-1), stacked.flip(-1)
-        item = {"label": stacked[0], "image": image, "path": str(pair.image)}
-        if pair.instance is not None:
-            item["instance"] = stacked[1]
-        return item
+                out["instance"] = self._map(Image.fromarray(np.array(inst, dtype=np.int32), "I"), params)
+        return out
+
+    def _map(self, ids: Image.Image, params) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.preprocess.apply(ids, params, Image.NEAREST), dtype=np.int64))
 
 
 # ------------------------------------------------------------------------------------------------------ datamodules
-class SegmentationDataModule(L.LightningDataModule):
+class PairedDataModule(L.LightningDataModule):
+    """Loader plumbing shared by the folder and synthetic sources: DrawSampler order (deterministic, sharded across
+    DDP ranks, resumable mid-epoch) as in the unpaired CycleGAN data."""
+
+    def __init__(
+        self, batch_size: int = 1, num_workers: int = 0, seed: int = 0, pin_memory: bool = False
+    ) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed, self.pin_memory = (
+            batch_size,
+            num_workers,
+            seed,
+            pin_memory,
+        )
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def _batches_done(self) -> int:
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
+
+    def _loader_kwargs(self) -> dict:
+        return dict(
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = DrawSampler(len(self.train_set), shuffle=True, seed=self.seed)
+        drop_last = len(self.train_set) >= self.batch_size
+        return ResumableDataLoader(
+            self.train_set, sampler, self._batches_done, drop_last=drop_last, **self._loader_kwargs()
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.val_set, sampler=DrawSampler(len(self.val_set), shuffle=False), **self._loader_kwargs()
+        )
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+
+class SegmentationDataModule(PairedDataModule):
     """Label -> photo pairs from a landscape_segments, ADE20K or COCO-Stuff folder.
 
     Args:
         root: the dataset folder.
-        layout: landscape_segments, ade20k or coco_stuff.
         labels: the project's label set (conf/labels/landscape.yaml); ids in the data must mean the same classes.
-        classes_file: a classes file to remap source ids with (default: the dataset's classes.yaml if present,
-            else `labels`); it must list the same classes as `labels`.
+        layout: landscape_segments, ade20k or coco_stuff.
+        classes_file: the classes file whose source-id lists remap COCO-Stuff/ADE20K ids (default: the dataset's
+            classes.yaml if present, else `labels`); it must list the same classes as `labels`.
         label_dir / label_source / instance_dir: landscape_segments only (see module docstring).
-        min_landscape_fraction: keep pairs whose labelled pixels are at least this share non-`other` after remapping
-            (ADE20K/COCO-Stuff hold mostly indoor and street scenes).
-        val_count: landscape_segments only: pairs held out (seeded) for validation and test.
+        preprocess: resize/crop/flip (`underpainting.data.transforms.Preprocess`), applied in step to labels.
+        val_count: landscape_segments only: pairs held out (seeded by `split_seed`) for validation and test.
         max_val: cap on validation pairs (ADE20K/COCO-Stuff validation splits are large).
+        min_landscape_fraction: keep pairs whose pixels are at least this share non-`other` after remapping
+            (ADE20K/COCO-Stuff hold mostly indoor and street scenes).
         dontcare: pixel value 255 becomes an extra `dont care` class (id = number of classes) instead of an error
-            (landscape_segments) or `other` (source datasets); the generator then takes one more input channel.
+            (project ids) or `other` (source ids); the generator then takes one more input channel.
     """
 
     def __init__(
@@ -328,34 +345,25 @@ class SegmentationDataModule(L.LightningDataModule):
         label_dir: str = "labels",
         label_source: str | None = None,
         instance_dir: str | None = None,
-        load_size: int = 286,
-        crop_size: int = 256,
-        preprocess: str = "resize_and_crop",
-        flip: bool = True,
-        batch_size: int = 1,
-        num_workers: int = 0,
+        preprocess: Preprocess | None = None,
         val_count: int = 4,
         max_val: int | None = 64,
         split_seed: int = 1889,
         min_landscape_fraction: float | None = None,
         dontcare: bool = False,
         on_bad_file: str = "error",
-        pin_memory: bool = False,
+        **loader,
     ) -> None:
-        super().__init__()
+        super().__init__(**loader)
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
         self.root, self.layout = Path(root).expanduser(), layout
-        self.labels = labels
-        self.classes_file = classes_file
+        self.labels, self.classes_file = labels, classes_file
         self.label_dir, self.label_source, self.instance_dir = label_dir, label_source, instance_dir
-        self.load_size, self.crop_size, self.preprocess, self.flip = load_size, crop_size, preprocess, flip
-        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.preprocess = preprocess or Preprocess()
         self.val_count, self.max_val, self.split_seed = val_count, max_val, split_seed
         self.min_landscape_fraction = min_landscape_fraction
         self.dontcare, self.on_bad_file = dontcare, on_bad_file
-        self.train_set: SegmentationPairs | None = None
-        self.val_set: SegmentationPairs | None = None
 
     @property
     def semantic_nc(self) -> int:
@@ -381,15 +389,14 @@ class SegmentationDataModule(L.LightningDataModule):
             order = list(range(len(pairs)))
             random.Random(self.split_seed).shuffle(order)
             n_val = min(self.val_count, max(len(pairs) - 1, 0))
-            val = [pairs[i] for i in sorted(order[:n_val])]
-            train = [pairs[i] for i in sorted(order[n_val:])]
-            return train, val
+            return [pairs[i] for i in sorted(order[n_val:])], [pairs[i] for i in sorted(order[:n_val])]
         finder = ade20k_pairs if self.layout == "ade20k" else coco_stuff_pairs
         return finder(self.root, "train"), finder(self.root, "val")
 
     def _check(self, pairs: list[Pair], reader: LabelReader, what: str) -> list[Pair]:
+        min_size = self.preprocess.min_size
         good = set(
-            validate_images([p.image for p in pairs], self.crop_size, self.on_bad_file, what=f"{what} photos")
+            validate_images([p.image for p in pairs], min_size, self.on_bad_file, what=f"{what} photos")
         )
         pairs = [p for p in pairs if p.image in good]
         if self.min_landscape_fraction is not None:
@@ -407,10 +414,10 @@ class SegmentationDataModule(L.LightningDataModule):
                     f"no {what} pair in {self.root} has {self.min_landscape_fraction:.0%} landscape pixels "
                     "(after remapping through the classes file); lower data.min_landscape_fraction"
                 )
-            pairs = kept
-        elif self.label_source is None and self.layout == "landscape_segments":
-            for p in pairs:  # unknown ids fail here, at setup, with the file's name
-                reader.read(p.label, p.source)
+            return kept
+        if all(p.source is None for p in pairs):
+            for p in pairs:  # unknown ids fail here, at setup, naming the file
+                reader.read(p.label)
         return pairs
 
     def setup(self, stage: str | None = None) -> None:
@@ -419,42 +426,22 @@ class SegmentationDataModule(L.LightningDataModule):
         reader = LabelReader(self._label_set(), self.dontcare)
         train, val = self._pairs()
         train = self._check(train, reader, "training")
-        if val:
-            val = self._check(val, reader, "validation")
+        val = self._check(val, reader, "validation") if val else train[:1]
         if self.max_val is not None:
             val = val[: self.max_val]
-        kw = dict(load_size=self.load_size, crop_size=self.crop_size, preprocess=self.preprocess)
-        self.train_set = SegmentationPairs(train, reader, train=True, flip=self.flip, **kw)
-        self.val_set = SegmentationPairs(val or train[:1], reader, train=False, **kw)
+        self.train_set = SegmentationPairs(train, reader, self.preprocess, train=True)
+        self.val_set = SegmentationPairs(val, reader, self.preprocess, train=False)
         log.info("%s (%s): %d training and %d validation pairs", self.root, self.layout, len(train), len(val))
-
-    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(ds) >= self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
 
 
 class SyntheticPairs(Dataset):
-    """Procedural (label map, photo) pairs: item i is scene `seed + i`, rendered once and cached."""
+    """Procedural (label map, photo) pairs: item i is scene `scene_seed + i`, rendered once and cached."""
 
-    def __init__(self, labels: LabelSet, size: int, count: int, seed: int = 0, flip: bool = False) -> None:
+    def __init__(
+        self, labels: LabelSet, size: int, count: int, scene_seed: int = 0, train: bool = True, flip=True
+    ):
         self.scenes = SyntheticLandscapes(labels, size)
-        self.count, self.seed, self.flip = count, seed, flip
+        self.count, self.scene_seed, self.train, self.flip = count, scene_seed, train, flip
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __len__(self) -> int:
@@ -462,42 +449,42 @@ class SyntheticPairs(Dataset):
 
     def render(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         if i not in self._cache:
-            # layout then photo from one generator, as SyntheticLandscapes.__call__ does, without the costlier
-            # painting rendering (which comes after the photo, so the photo is the same).
-            g = torch.Generator().manual_seed(self.seed + i)
+            # Layout then photo from one generator, as SyntheticLandscapes.__call__ does, without the costlier
+            # painting (rendered after the photo, so the photo is the same).
+            g = torch.Generator().manual_seed(self.scene_seed + i)
             lab = self.scenes.layout(g)
             self._cache[i] = (lab, self.scenes.photo(lab, g))
         return self._cache[i]
 
-    def __getitem__(self, i: int) -> dict:
-        lab, photo = self.render(i)
-        if self.flip and random.random() < 0.5:
-            lab, photo = lab.flip(-1), photo.flip(-1)
-        return {"label": lab, "image": photo, "path": f"synthetic:{self.seed + i}"}
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        index, draw = item if isinstance(item, tuple) else (item, None)
+        lab, photo = self.render(index)
+        if self.train and self.flip and draw is not None:
+            if torch.rand(1, generator=torch.Generator().manual_seed(draw)).item() < 0.5:
+                lab, photo = lab.flip(-1), photo.flip(-1)
+        return {"label": lab, "image": photo, "path": f"synthetic:{self.scene_seed + index}"}
 
 
-class SyntheticPairsDataModule(L.LightningDataModule):
+class SyntheticPairsDataModule(PairedDataModule):
     """The embedded default for SPADE/pix2pix: procedural landscapes as label -> photo pairs (no download)."""
 
     def __init__(
         self,
         labels: LabelSet,
-        size: int = 256,
-        train_size: int = 512,
-        val_size: int = 8,
-        batch_size: int = 1,
-        num_workers: int = 0,
-        seed: int = 0,
+        image_size: int = 256,
+        num_train: int = 512,
+        num_val: int = 8,
+        scene_seed: int = 0,
         flip: bool = True,
         dontcare: bool = False,
+        **loader,
     ) -> None:
-        super().__init__()
-        self.labels, self.size = labels, size
-        self.train_size, self.val_size = train_size, val_size
-        self.batch_size, self.num_workers, self.seed, self.flip = batch_size, num_workers, seed, flip
-        self.dontcare = dontcare  # the synthetic scenes never use it; kept so configs can interpolate it
-        self.train_set: SyntheticPairs | None = None
-        self.val_set: SyntheticPairs | None = None
+        super().__init__(**loader)
+        self.labels, self.image_size = labels, image_size
+        self.num_train, self.num_val, self.scene_seed, self.flip = num_train, num_val, scene_seed, flip
+        self.dontcare = (
+            dontcare  # the scenes never use it; here so model configs can interpolate data.dontcare
+        )
 
     @property
     def semantic_nc(self) -> int:
@@ -505,25 +492,6 @@ class SyntheticPairsDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = SyntheticPairs(self.labels, self.size, self.train_size, self.seed, self.flip)
-            # Validation scenes come from a disjoint seed range.
-            self.val_set = SyntheticPairs(self.labels, self.size, self.val_size, self.seed + 10_000_000)
-
-    def _loader(self, ds: Dataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            ds,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle and len(ds) >= self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+            n, m = self.num_train, self.num_val
+            self.train_set = SyntheticPairs(self.labels, self.image_size, n, self.scene_seed, flip=self.flip)
+            self.val_set = SyntheticPairs(self.labels, self.image_size, m, self.scene_seed + n, train=False)
