@@ -100,7 +100,8 @@ class MetricsCallback(Callback):
         self.evaluator.reset()
         values, proto = result["metrics"], result["protocol"]
         for name, value in values.items():
-            pl_module.log(f"{stage}/{name}", float(value), on_step=False, on_epoch=True, sync_dist=False)
+            # Already reduced over ranks (identical everywhere); sync_dist only averages equal values.
+            pl_module.log(f"{stage}/{name}", float(value), on_step=False, on_epoch=True, sync_dist=True)
         summary = ", ".join(f"{stage}/{k}={v:.4g}" for k, v in values.items())
         self._report(trainer, stage, values, proto, summary)
 

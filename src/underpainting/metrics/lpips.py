@@ -39,7 +39,9 @@ def _alexnet_features(weights: str, net_key: str, weights_key: str, download: bo
     from torchvision.models import AlexNet_Weights, alexnet
 
     if weights == "random":
-        return alexnet(weights=None).features
+        with torch.random.fork_rng():  # the same "random" backbone in every process and every run
+            torch.manual_seed(0)
+            return alexnet(weights=None).features
     if weights != "imagenet":
         model = alexnet(weights=None)
         sd = torch.load(weights, map_location="cpu", weights_only=True)
