@@ -115,6 +115,8 @@ class SPADEGenerator(nn.Module):
         spade_hidden: int = 128,
         spade_kernel_size: int = 3,
         output_nc: int = 3,
+        init_type: str = "xavier",
+        init_gain: float = 0.02,
     ) -> None:
         super().__init__()
         if num_upsampling_layers not in NUM_UP_LAYERS:
@@ -152,6 +154,7 @@ class SPADEGenerator(nn.Module):
             self.up_4 = block(nf, nf // 2)
             final_nc = nf // 2
         self.conv_img = nn.Conv2d(final_nc, output_nc, 3, padding=1)
+        init_weights(self, init_type, init_gain)
 
     def _check_size(self, seg: torch.Tensor) -> None:
         h, w = seg.shape[2:]
@@ -206,7 +209,15 @@ class ConvEncoder(nn.Module):
     is resized to `input_size` and the number of convs is log2(input_size / 4), so 256 gives the reference network.
     """
 
-    def __init__(self, ngf: int = 64, z_dim: int = 256, input_size: int = 256, spectral: bool = True) -> None:
+    def __init__(
+        self,
+        ngf: int = 64,
+        z_dim: int = 256,
+        input_size: int = 256,
+        spectral: bool = True,
+        init_type: str = "xavier",
+        init_gain: float = 0.02,
+    ) -> None:
         super().__init__()
         n = int(round(math.log2(input_size / 4)))
         if 4 * 2**n != input_size or n < 1:
@@ -218,6 +229,8 @@ class ConvEncoder(nn.Module):
         )
         self.fc_mu = nn.Linear(chans[-1] * 16, z_dim)
         self.fc_var = nn.Linear(chans[-1] * 16, z_dim)
+        self.z_dim = z_dim
+        init_weights(self, init_type, init_gain)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.shape[2:] != (self.input_size, self.input_size):
@@ -258,15 +271,29 @@ class NLayerDiscriminator(nn.Module):
 
 
 class MultiscaleDiscriminator(nn.Module):
-    """`num_D` PatchGANs on the (label, image) concatenation at full, 1/2, 1/4 ... resolution (pix2pixHD)."""
+    """`num_D` PatchGANs on the (label map, image) concatenation at full, 1/2, 1/4 ... resolution (pix2pixHD).
+
+    `label_nc` is the generator's semantic_nc (classes [+ dont-care] [+ instance edges]); the input has
+    label_nc + image_nc channels.
+    """
 
     def __init__(
-        self, input_nc: int, ndf: int = 64, n_layers: int = 4, num_D: int = 2, spectral: bool = True
+        self,
+        label_nc: int,
+        image_nc: int = 3,
+        ndf: int = 64,
+        n_layers: int = 4,
+        num_D: int = 2,
+        spectral: bool = True,
+        init_type: str = "xavier",
+        init_gain: float = 0.02,
     ) -> None:
         super().__init__()
+        self.label_nc, self.input_nc = label_nc, label_nc + image_nc
         self.discriminators = nn.ModuleList(
-            NLayerDiscriminator(input_nc, ndf, n_layers, spectral) for _ in range(num_D)
+            NLayerDiscriminator(self.input_nc, ndf, n_layers, spectral) for _ in range(num_D)
         )
+        init_weights(self, init_type, init_gain)
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         outputs = []
