@@ -1,0 +1,154 @@
+"""Inference entry point: painted sketches -> scenes (SPADE / pix2pix) -> paintings (CycleGAN, semantic NST).
+
+`python infer.py input=examples/sketches stage1.checkpoint=<spade last.ckpt> stage2.cyclegan.checkpoint=<ckpt>`
+writes, per sketch, every intermediate and final image, the resolved config and a contact sheet, plus an overview
+sheet across sketches. Exit status: 0 when every sketch worked, 1 on a configuration error or any failed sketch.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from underpainting.data.labels import LabelSet
+from underpainting.data.synthetic import SyntheticLandscapes
+from underpainting.errors import UserError
+from underpainting.inference.pipeline import SketchPipeline, SketchResult, list_sketches
+from underpainting.inference.stages import Style
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_style(cfg: DictConfig, labels: LabelSet) -> Style:
+    """The style painting and its label map from `style.*`; without a painting, a synthetic Van Gogh-like one."""
+    s = cfg.style
+    if s.get("painting"):
+        from underpainting.data.nst import load_image, load_label_map
+
+        image = load_image(s.painting)
+        if not s.get("labels"):
+            raise UserError(
+                f"`style.painting`={s.painting} needs its label map for semantic transfer: set `style.labels` "
+                "(a sketch of the painting in the palette, or an 8-bit PNG of class ids)"
+            )
+        lab = load_label_map(s.labels, labels, size=tuple(image.shape[-2:]))
+        return Style(image, lab, Path(s.painting).stem)
+    scene = SyntheticLandscapes(labels, int(s.synthetic_size))(int(s.synthetic_seed))
+    return Style(scene.painting[None], scene.labels[None], f"synthetic {s.synthetic_seed}")
+
+
+def _uses_style(stages) -> bool:
+    return any(getattr(st, "uses_style", False) for st in stages)
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    """Lightning loggers from `logger=...` (W&B / TensorBoard), so inference runs sit beside training runs."""
+    group = cfg.get("logger") or {}
+    loggers = []
+    for lc in group.values():
+        if isinstance(lc, DictConfig) and "_target_" in lc:
+            with open_dict(lc):
+                if "group" in lc:
+                    lc.group = "infer"
+            loggers.append(instantiate(lc))
+    return loggers
+
+
+def make_sheet_logger(loggers: list):
+    if not loggers:
+        return None
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    def log_sheet(name: str, image) -> None:
+        for logger in loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key=f"infer/{name}", images=[image])
+            elif isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(
+                    f"infer/{name}", np.asarray(image.convert("RGB")), 0, dataformats="HWC"
+                )
+
+    return log_sheet
+
+
+def run(cfg: DictConfig) -> list[SketchResult]:
+    """Check the configuration and checkpoints, then process every sketch; returns one result per sketch."""
+    if cfg.get("seed") is not None:
+        torch.manual_seed(int(cfg.seed))
+    labels: LabelSet = instantiate(cfg.labels)
+    files, ignored = list_sketches(cfg.input)
+    for p in ignored:
+        log.warning("ignoring %s: not an image file extension", p)
+    stage1 = instantiate(cfg.stage1)
+    stage2 = {name: instantiate(c) for name, c in (cfg.get("stage2") or {}).items()}
+    if not stage2:
+        log.warning("no stage-2 method configured (`infer/stage2=[cyclegan,nst]`): writing scenes only")
+    device = pick_device(cfg.device)
+    style = load_style(cfg, labels) if _uses_style(stage2.values()) or cfg.style.get("painting") else Style()
+    out_dir = Path(cfg.paths.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    from underpainting.utils.loggers import configure_wandb_mode
+
+    configure_wandb_mode()
+    loggers = build_loggers(cfg)
+    pipeline = SketchPipeline(
+        stage1, stage2, labels, out_dir, style=style, decode=cfg.decode, on_bad_sketch=cfg.on_bad_sketch,
+        sheet_max_side=cfg.sheet.max_side, overview_cell=cfg.sheet.overview_cell, config=resolved,
+        on_sheet=make_sheet_logger(loggers),
+    )  # fmt: skip
+    pipeline.setup(device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+    try:
+        results = pipeline.run(files, progress=cfg.progress)
+    finally:
+        for logger in loggers:
+            logger.finalize("success")
+        if loggers and "wandb" in (cfg.get("logger") or {}):
+            import wandb
+
+            wandb.finish()
+    return results
+
+
+def report(results: list[SketchResult], out_dir: Path) -> str:
+    lines = [f"run directory: {out_dir}"]
+    for r in results:
+        lines.append(f"  {'ok    ' if r.ok else 'FAILED'} {r.path.name}: {r.sheet if r.ok else r.error}")
+    if (out_dir / "overview.png").is_file():
+        lines.append(f"overview:      {out_dir / 'overview.png'}")
+    failed = sum(not r.ok for r in results)
+    lines.append(
+        f"{len(results) - failed} of {len(results)} sketches painted"
+        + (f", {failed} failed" if failed else "")
+    )
+    return "\n".join(lines)
+
+
+def main(cfg: DictConfig) -> int:
+    """Hydra entry: run, print where the contact sheets are; user errors become one message and exit status 1."""
+    try:
+        results = run(cfg)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        log.error("%s", e)
+        sys.exit(1)
+    text = report(results, Path(cfg.paths.output_dir))
+    print(text)
+    if not all(r.ok for r in results):
+        sys.exit(1)
+    return 0

@@ -1,0 +1,302 @@
+"""The two stages of sketch inference, each built from `conf/infer/stage{1,2}/*.yaml`.
+
+Stage 1 (sketch -> scene): `GeneratorScene` (a trained SPADE or pix2pix checkpoint) or `ProceduralScene` (the
+synthetic renderer, no learned model, labelled as such on every sheet).
+Stage 2 (scene -> painting): `CycleGANPainting` (photo -> painting generator) and `NSTPainting` (semantic style
+transfer guided by the sketch and the style painting's label map).
+
+Stages are cheap to construct; `setup(labels, device)` loads checkpoints and checks them against the config, so a
+missing or mismatched checkpoint is reported before any sketch is processed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from underpainting.data.labels import LabelSet
+from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
+from underpainting.errors import UserError, WeightsError
+from underpainting.export import build_model, load_checkpoint
+from underpainting.inference.tiling import run_large
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Style:
+    """An optional style painting (1, 3, H, W) in [-1, 1] with its label map (1, H, W), and a display name."""
+
+    image: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    name: str = ""
+
+
+# ------------------------------------------------------------------------------------------- checkpoint loading
+def _short_target(target: str) -> str:
+    return target.rsplit(".", 1)[-1]
+
+
+def suggest_checkpoints(
+    targets: Sequence[str], root: Path = Path("outputs/train"), limit: int = 3
+) -> list[Path]:
+    """The newest `last.ckpt` files under `root` whose embedded model is one of `targets` (for error messages)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for p in sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)[
+        :20
+    ]:
+        try:
+            target = load_checkpoint(p).get("underpainting_config", {}).get("model", {}).get("_target_", "")
+        except UserError:
+            continue
+        if target in targets:
+            found.append(p)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def missing_checkpoint_error(key: str, train_command: str, targets: Sequence[str]) -> UserError:
+    hint = suggest_checkpoints(targets)
+    found = f" Found: {', '.join(str(p) for p in hint)}." if hint else ""
+    return UserError(
+        f"`{key}` is not set: no checkpoint for this stage. Train one with `{train_command}` and pass "
+        f"`{key}=outputs/train/<run>/checkpoints/last.ckpt` (no weights are shipped with the repo).{found}"
+    )
+
+
+def check_labels(ckpt_labels: dict | None, labels: LabelSet, path: Path) -> None:
+    """A checkpoint trained on another label set would read every sketch wrong: stop, naming both sets."""
+    if not ckpt_labels:
+        return
+    theirs = LabelSet(ckpt_labels["classes"])
+    if theirs.names == labels.names and torch.equal(theirs.palette, labels.palette):
+        return
+    diff = next(
+        (
+            f"id {a.id}: checkpoint {a.name!r} {a.rgb} vs config {b.name!r} {b.rgb}"
+            for a, b in zip(theirs.classes, labels.classes, strict=False)
+            if (a.name, a.rgb) != (b.name, b.rgb)
+        ),
+        f"the checkpoint has {len(theirs)} classes, the config {len(labels)}",
+    )
+    raise WeightsError(
+        f"{path} was trained with a different label set ({len(theirs)} classes: {', '.join(theirs.names[:6])}...) "
+        f"than this config's `labels` ({len(labels)} classes: {', '.join(labels.names[:6])}...); first difference: "
+        f"{diff}. Use the labels it was trained with (`labels=<name>`) or a checkpoint trained on these."
+    )
+
+
+def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels: LabelSet) -> nn.Module:
+    """A training checkpoint's LightningModule (weights_only load), after checking its model class and labels."""
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.get("underpainting_config")
+    if cfg is None:
+        raise WeightsError(
+            f"{path} (`{key}`) was not written by underpainting's train.py (no embedded config)"
+        )
+    target = cfg.get("model", {}).get("_target_", "?")
+    if target not in targets:
+        raise WeightsError(
+            f"`{key}`={path} holds a {_short_target(target)} checkpoint ({target}), but this stage needs "
+            f"{' or '.join(targets)}; pass a checkpoint of that model or choose the stage that fits it"
+        )
+    check_labels(cfg.get("labels"), labels, path)
+    model, _ = build_model(path)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------------ stage 1
+class ProceduralScene:
+    """Stage 1 without a learned model: the synthetic generator's photo renderer applied to the sketch's label map
+    (classes it does not render keep their palette colour). Honest baseline and offline demo; not SPADE."""
+
+    def __init__(self, name: str = "scene (procedural, no model)", seed: int = 0) -> None:
+        self.name, self.seed = name, seed
+
+    def setup(self, labels: LabelSet, device: torch.device) -> None:
+        self.labels = labels
+
+    @torch.no_grad()
+    def __call__(self, labels: torch.Tensor, style: Style) -> list[torch.Tensor]:
+        renderer = SyntheticLandscapes(self.labels, tuple(labels.shape))
+        photo = renderer.photo(labels, torch.Generator().manual_seed(self.seed))
+        known = torch.zeros_like(labels, dtype=torch.bool)
+        for cls in PHOTO_COLOURS:
+            known |= labels == self.labels.id(cls)
+        return [torch.where(known[None], photo, self.labels.colorize(labels))]
+
+
+class GeneratorScene:
+    """Stage 1 from a trained label -> image checkpoint (SPADE or pix2pix).
+
+    Args:
+        checkpoint: a `train.py` checkpoint of one of `targets`.
+        targets: LightningModule classes this stage accepts (`_target_` strings).
+        train_command: the command that trains one, quoted when `checkpoint` is unset.
+        num_styles: scenes per sketch when the model samples styles (SPADE's encoder / z); 1 otherwise.
+        tile / overlap: tiling for sketches larger than `tile` px.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | None,
+        targets: Sequence[str],
+        train_command: str,
+        name: str = "scene",
+        num_styles: int = 1,
+        tile: int = 512,
+        overlap: int = 128,
+        seed: int = 0,
+        key: str = "stage1.checkpoint",
+    ) -> None:
+        self.checkpoint, self.targets, self.train_command = checkpoint, list(targets), train_command
+        self.name, self.num_styles, self.tile, self.overlap, self.seed, self.key = (
+            name, num_styles, tile, overlap, seed, key,
+        )  # fmt: skip
+
+    def setup(self, labels: LabelSet, device: torch.device) -> None:
+        if not self.checkpoint:
+            raise missing_checkpoint_error(self.key, self.train_command, self.targets)
+        self.labels, self.device = labels, device
+        self.module = load_stage_module(self.checkpoint, self.key, self.targets, labels).to(device)
+
+    @torch.no_grad()
+    def __call__(self, labels: torch.Tensor, style: Style) -> list[torch.Tensor]:
+        m = self.module
+        seg = labels[None].to(self.device)
+        gen = m.inference_generator()
+        stride = int(getattr(gen, "scale", getattr(gen, "stride", 1)))
+        fixed = bool(getattr(gen, "use_vae", False))
+        tile = gen.crop_size[0] if fixed else self.tile
+        overlap = min(self.overlap, tile // 4) if fixed else self.overlap
+        n = self.num_styles if getattr(m, "samples_styles", False) else 1
+        z_list = m.style_codes(style.image.to(self.device) if style.image is not None else None, n, self.seed)
+        scenes = []
+        for z in z_list:
+
+            def fn(onehot: torch.Tensor, z=z) -> torch.Tensor:
+                return m.generate_from_onehot(onehot, z)
+
+            onehot = m.encode_labels(seg)  # (1, C, H, W) float: pads/tiles like an image
+            scenes.append(run_large(fn, onehot, net=gen, tile=tile, overlap=overlap, multiple=stride,
+                                    fixed_size=fixed, stats_mode="nearest")[0].cpu())  # fmt: skip
+        return scenes
+
+
+# ------------------------------------------------------------------------------------------------------ stage 2
+class CycleGANPainting:
+    """Stage 2: a CycleGAN generator (photo -> painting, `G_BA` by default) applied to the scene, tiled when large.
+
+    `checkpoint` is a `train.py` checkpoint or a generator exported by `python -m underpainting.export`."""
+
+    TARGETS = ("underpainting.models.cyclegan.CycleGAN",)
+
+    def __init__(
+        self,
+        checkpoint: str | None,
+        name: str = "cyclegan",
+        generator: str = "G_BA",
+        tile: int = 512,
+        overlap: int = 128,
+        stats_max_side: int = 1024,
+        key: str = "stage2.cyclegan.checkpoint",
+        train_command: str = "python train.py experiment=quickstart",
+    ) -> None:
+        self.checkpoint, self.name, self.generator = checkpoint, name, generator
+        self.tile, self.overlap, self.stats_max_side, self.key = tile, overlap, stats_max_side, key
+        self.train_command = train_command
+
+    def setup(self, labels: LabelSet, device: torch.device) -> None:
+        if not self.checkpoint:
+            raise missing_checkpoint_error(self.key, self.train_command, self.TARGETS)
+        path = Path(self.checkpoint)
+        payload = load_checkpoint(path)
+        if "underpainting_config" in payload:
+            module = load_stage_module(path, self.key, self.TARGETS, labels)
+            if not hasattr(module, self.generator):
+                raise WeightsError(f"{path} has no network {self.generator!r}; it has {module.exportable}")
+            self.net = getattr(module, self.generator)
+        elif "config" in payload and "name" in payload:  # exported generator
+            if payload["name"] != self.generator:
+                raise WeightsError(
+                    f"`{self.key}`={path} is the exported {payload['name']} network, but this stage needs "
+                    f"{self.generator} (photo -> painting); export it with `python -m underpainting.export <ckpt>`"
+                )
+            from underpainting.export import load_generator
+
+            self.net, _ = load_generator(path)
+        else:
+            raise WeightsError(
+                f"`{self.key}`={path} is neither a train.py checkpoint nor an exported generator"
+            )
+        self.net = self.net.eval().to(device)
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, scene: torch.Tensor, labels: torch.Tensor, style: Style) -> torch.Tensor:
+        stride = int(getattr(self.net, "stride", 4))
+        x = scene[None].to(self.device)
+        out = run_large(self.net, x, net=self.net, tile=self.tile, overlap=self.overlap, multiple=stride,
+                        stats_max_side=self.stats_max_side)  # fmt: skip
+        return out[0].cpu()
+
+
+class NSTPainting:
+    """Stage 2: semantic neural style transfer (Gatys et al. 2017, Sec. 4) of the scene towards the style painting,
+    with the sketch's label map as the content guide and the style painting's label map as the style guide;
+    coarse to fine (Sec. 6) over `pyramid` levels whose `edge` is a fraction (<= 1) of the scene's long side or px.
+
+    `module` is a partial `NeuralStyleTransfer` (its VGG weights, layers and loss weights come from the config).
+    """
+
+    uses_style = True  # the contact sheet shows the style painting
+
+    def __init__(self, module, pyramid: Sequence[dict], name: str = "nst", semantic: bool = True) -> None:
+        self.module_factory, self.name, self.semantic = module, name, semantic
+        self.pyramid = [dict(p) for p in pyramid]
+
+    def setup(self, labels: LabelSet, device: torch.device) -> None:
+        self.labels, self.device = labels, device
+        self.module = self.module_factory(semantic=self.semantic).to(device)
+
+    def levels(self, h: int, w: int) -> list[dict[str, int]]:
+        long_side, out = max(h, w), []
+        for p in self.pyramid:
+            e = float(p["edge"])
+            edge = min(long_side, round(e * long_side) if e <= 1 else int(e))
+            if out and out[-1]["edge"] == edge:
+                out[-1]["steps"] += int(p["steps"])
+            else:
+                out.append({"edge": max(16, edge), "steps": int(p["steps"])})
+        return out
+
+    def __call__(self, scene: torch.Tensor, labels: torch.Tensor, style: Style) -> torch.Tensor:
+        from underpainting.data.nst import NSTProblem
+
+        if style.image is None:
+            raise UserError("NST needs a style painting: set `style.painting` (and `style.labels`)")
+        problem = NSTProblem(
+            content=scene[None].float(),
+            styles=[style.image.float()],
+            content_labels=labels[None] if self.semantic else None,
+            style_labels=[style.labels] if self.semantic else [],
+            labels=self.labels,
+            names={"style": style.name},
+        )
+        h, w = scene.shape[-2:]
+        with torch.enable_grad():
+            self.module.attach(problem, self.levels(h, w))
+            out = self.module.optimise()[0].cpu()
+        if out.shape[-2:] != (h, w):
+            out = F.interpolate(out[None], size=(h, w), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+        return out
