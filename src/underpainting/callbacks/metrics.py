@@ -23,6 +23,7 @@ from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
 from underpainting.metrics.features import FeatureExtractor
 from underpainting.metrics.lpips import LPIPSNet
+from underpainting.utils.tracking import log_attempts_table
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class MetricsCallback(Callback):
         every_n_epochs: evaluate at validation runs whose epoch satisfies (epoch + 1) % n == 0 (ModelCheckpoint's
             convention; give it the same `every_n_epochs` when it monitors these keys), and always at the last epoch.
         output_dir: where to write metrics.json; None: the trainer's `default_root_dir`.
+        table_rows: with a W&B logger, log the first `table_rows` evaluation inputs as a Table
+            (source | generated | reference, per-image LPIPS) under `<stage>/attempts`; 0 turns it off.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class MetricsCallback(Callback):
         kid_subset_size: int = protocol.KID_SUBSET_SIZE,
         reference: str = "val split",
         output_dir: str | None = None,
+        table_rows: int = 8,
     ) -> None:
         super().__init__()
         if every_n_epochs < 1:
@@ -66,7 +70,9 @@ class MetricsCallback(Callback):
         )
         self.every_n_epochs = every_n_epochs
         self.output_dir = output_dir
+        self.table_rows = table_rows
         self._active = False
+        self._first: dict[str, torch.Tensor] | None = None
         self._protocol_logged = False
         self.history: list[dict] = []
 
@@ -83,6 +89,7 @@ class MetricsCallback(Callback):
             )
         self.evaluator.to(pl_module.device)
         self.evaluator.reset()
+        self._first = None
         self._active = True
 
     @torch.no_grad()
@@ -91,6 +98,9 @@ class MetricsCallback(Callback):
             return
         pairs = pl_module.eval_pairs(batch)
         self.evaluator.update(pairs["generated"], pairs.get("reference"), pairs.get("source"))
+        if self._first is None and self.table_rows > 0:
+            order = [k for k in ("source", "generated", "reference") if pairs.get(k) is not None]
+            self._first = {k: pairs[k][: self.table_rows].detach() for k in order}
 
     def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if not self._active:
@@ -128,6 +138,20 @@ class MetricsCallback(Callback):
         for e in self.history:
             latest[e["stage"]] = e
         out.write_text(json.dumps({**latest, "history": self.history}, indent=2) + "\n")
+        if self._first is not None:
+            self._log_table(trainer, stage)
+
+    def _log_table(self, trainer: pl.Trainer, stage: str) -> None:
+        first, lp = self._first, self.evaluator.lpips
+        scores = None
+        if lp is not None and "generated" in first:
+            other = first.get("reference" if self.evaluator.lpips_pairs == "reference" else "source")
+            if other is not None and other.shape == first["generated"].shape:
+                with torch.no_grad():
+                    scores = lp.net(first["generated"].float(), other.float()).cpu()
+        log_attempts_table(
+            trainer, {k: v.cpu() for k, v in first.items()}, key=f"{stage}/attempts", scores=scores
+        )
 
     # validation
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
