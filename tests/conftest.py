@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -53,8 +54,10 @@ def compose_train(overrides: list[str], output_dir: Path, config_name: str = "tr
 
 @pytest.fixture
 def make_cfg(tmp_path):
-    """`make_cfg([...overrides])` -> a composed train config whose outputs go to a fresh temporary folder."""
-    return lambda overrides, config_name="train": compose_train(overrides, tmp_path, config_name)
+    """`make_cfg([...overrides], subdir="")` -> a composed train config writing into tmp_path / subdir."""
+    return lambda overrides, subdir="", config_name="train": compose_train(
+        overrides, tmp_path / subdir, config_name
+    )
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +65,19 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent (real data and weights live there on the development machine)")
     return SHARED
+
+
+class RecordLosses(pl.Callback):
+    """Per-step training losses and learning rate, keyed by global step."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, dict[str, float]] = {}
+        self.lrs: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        m = trainer.callback_metrics
+        self.losses[trainer.global_step] = {k: float(v) for k, v in m.items() if k.startswith("train/")}
+        self.lrs[trainer.global_step] = trainer.optimizers[0].param_groups[0]["lr"]
+
+    def series(self, name: str) -> list[float]:
+        return [self.losses[s][name] for s in sorted(self.losses)]

@@ -31,14 +31,14 @@ def _instantiate_group(group: DictConfig | None) -> list:
     return [instantiate(c) for c in (group or {}).values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
+def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, float]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
     configure_wandb_mode()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model)
-    callbacks = [*_instantiate_group(cfg.get("callbacks")), EmbedConfig(cfg)]
+    callbacks = [*_instantiate_group(cfg.get("callbacks")), EmbedConfig(cfg), *(extra_callbacks or [])]
     loggers = _instantiate_group(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:

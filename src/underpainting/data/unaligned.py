@@ -97,9 +97,9 @@ class UnpairedDataModule(pl.LightningDataModule):
         return self.val_dataloader()
 
 
-def read_file_filter(path: str | Path, column: str | None = None, equals: str | None = None) -> set[str]:
+def read_file_filter(file: str | Path, column: str | None = None, equals: str | None = None) -> set[str]:
     """Names to keep: one per line in a .txt, or the first column of a CSV where `column` == `equals`."""
-    path = Path(path)
+    path = Path(file)
     if not path.is_file():
         raise DataError(f"file filter {path} does not exist; fix data.filter.file or set data.filter=null")
     if path.suffix.lower() != ".csv":

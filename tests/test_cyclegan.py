@@ -1,0 +1,171 @@
+"""CycleGAN end to end through the real configs: learning, precision, DDP, logging, export, user errors."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, TINY_CYCLEGAN, RecordLosses
+from underpainting.errors import WeightsError
+from underpainting.export import build_model, export_generators, load_generator
+from underpainting.train import run
+
+
+@pytest.mark.slow
+def test_seeded_training_reduces_cycle_loss(make_cfg):
+    """About a minute on 2 cores: the cycle loss falls clearly and every term stays finite."""
+    rec = RecordLosses()
+    cfg = make_cfg(
+        [
+            *TINY_CYCLEGAN,
+            "data.num_train=32",
+            "data.batch_size=4",
+            "model.G_AB.ngf=16",
+            "model.G_AB.n_blocks=2",
+            "model.optimizer_G.lr=1e-3",
+            "model.scheduler.n_epochs=12",
+            "model.scheduler.n_epochs_decay=0",
+            "trainer.max_epochs=12",
+            "trainer.precision=bf16-mixed",
+            "callbacks.sample_grid.every_n_steps=0",
+            "trainer.log_every_n_steps=1",
+        ]
+    )
+    run(cfg, extra_callbacks=[rec])
+    cycle = [a + b for a, b in zip(rec.series("train/cycle_A"), rec.series("train/cycle_B"), strict=True)]
+    assert len(cycle) == 96
+    first, last = statistics.mean(cycle[:8]), statistics.mean(cycle[-8:])
+    assert last < 0.6 * first, f"cycle loss {first:.3f} -> {last:.3f}"
+    for name in rec.losses[max(rec.losses)]:
+        assert all(torch.isfinite(torch.tensor(rec.series(name)))), name
+
+
+def test_bf16_mixed_on_cpu_keeps_fp32_weights(make_cfg, tmp_path):
+    rec = RecordLosses()
+    run(
+        make_cfg([*TINY_CYCLEGAN, "trainer.max_steps=4", "trainer.precision=bf16-mixed"]),
+        extra_callbacks=[rec],
+    )
+    model, _ = build_model(tmp_path / "checkpoints" / "last.ckpt")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(torch.isfinite(torch.tensor(v)) for s in rec.losses.values() for v in s.values())
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One tiny run with all three loggers, shared by the logging and export tests."""
+    from tests.conftest import compose_train
+
+    out = tmp_path_factory.mktemp("many_loggers")
+    overrides = [o for o in TINY_CYCLEGAN if not o.startswith("logger=")]
+    cfg = compose_train(
+        [
+            *overrides,
+            "logger=many_loggers",
+            "trainer.max_epochs=2",
+            "callbacks.sample_grid.every_n_steps=4",
+            "trainer.log_every_n_steps=1",
+        ],
+        out,
+    )
+    metrics = run(cfg)
+    return out, metrics
+
+
+def test_sample_grids_are_written(trained_run):
+    out, _ = trained_run
+    grids = sorted(p.name for p in (out / "samples").glob("*.png"))
+    assert (
+        "train_step0000004.png" in grids
+        and any(g.startswith("val_") for g in grids)
+        and any(g.startswith("final_") for g in grids)
+    )
+    from PIL import Image
+
+    img = Image.open(out / "samples" / grids[-1])
+    assert img.width > 8 * 32 and img.height > 2 * 32, "8 columns (A and B sides) x 2 samples"
+
+
+def test_wandb_offline_run_has_metrics_and_images(trained_run):
+    out, _ = trained_run
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb")), "the offline run log exists (syncable with `wandb sync`)"
+    assert list((runs[0] / "files" / "media" / "images").rglob("*.png")), "sample grids were logged as images"
+
+
+def test_tensorboard_and_csv_logs(trained_run):
+    out, _ = trained_run
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    header = (out / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    for key in ("train/cycle_A", "train/D_B", "train/idt_A", "lr/G", "lr/D", "val/cycle_A"):
+        assert key in header
+
+
+def test_export_generators_round_trip(trained_run, tmp_path):
+    out, _ = trained_run
+    ckpt = out / "checkpoints" / "last.ckpt"
+    paths = export_generators(ckpt, tmp_path)
+    assert sorted(p.name for p in paths) == ["G_AB.pt", "G_BA.pt"]
+    model, _ = build_model(ckpt)
+    g, payload = load_generator(tmp_path / "G_BA.pt")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(g(x), model.G_BA(x))
+    assert payload["labels"]["classes"][9]["name"] == "flower"
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Evil()}, path)
+    with pytest.raises(WeightsError, match="not a readable checkpoint"):
+        build_model(path)
+
+
+def _train_py(*args, timeout=300):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path):
+    r = _train_py(
+        "model=cyclegan",
+        "data=vangogh_landscapes",
+        f"data.root={tmp_path / 'none'}",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "trainA" in r.stderr and "data.download=true" in r.stderr
+
+
+@pytest.mark.slow
+def test_ddp_cpu_two_processes(tmp_path):
+    r = _train_py(
+        *TINY_CYCLEGAN,
+        "trainer=ddp_cpu",
+        "trainer.max_epochs=2",
+        "callbacks.sample_grid.every_n_steps=0",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    # 8 items over 2 ranks, batch 2: 2 batches per rank per epoch, 2 optimizer steps per batch.
+    assert ckpt["global_step"] == 2 * 2 * 2
+    assert (tmp_path / "samples").is_dir()
