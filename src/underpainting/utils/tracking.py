@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,27 @@ def _job_dir(config: DictConfig, job_return: JobReturn | None = None) -> Path | 
 
 
 class RecordFailures(HydraCallback):
-    """Write `failure.json` into a failed job's folder, and `sweep_summary.json` after a multirun."""
+    """Write `failure.json` into a failed job's folder, and keep `sweep_summary.json` in the sweep folder up to date
+    after every job (Hydra's basic sweeper raises before `on_multirun_end` when a trial failed)."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if job_return.status != JobStatus.FAILED:
-            return
+        if job_return.status == JobStatus.FAILED:
+            self._record(config, job_return)
+        try:
+            hydra_cfg = job_return.hydra_cfg or config
+            if str(hydra_cfg.hydra.mode) == "RunMode.MULTIRUN":
+                write_sweep_summary(Path(hydra_cfg.hydra.sweep.dir))
+        except Exception:  # noqa: BLE001 - a summary must never turn a finished trial into a failed one
+            log.warning("could not update the sweep summary", exc_info=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            write_sweep_summary(Path(config.hydra.sweep.dir))
+        except Exception:  # noqa: BLE001
+            log.warning("could not write the sweep summary", exc_info=True)
+
+    @staticmethod
+    def _record(config: DictConfig, job_return: JobReturn) -> None:
         err = job_return._return_value  # the exception Hydra caught; `.return_value` would re-raise it
         out = _job_dir(config, job_return)
         if out is None or not isinstance(err, BaseException):
@@ -55,39 +72,40 @@ class RecordFailures(HydraCallback):
             "trial %s failed (%s: %s); recorded in %s", out.name, record["type"], err, out / "failure.json"
         )
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            sweep_dir = Path(config.hydra.sweep.dir)
-        except Exception:  # noqa: BLE001
-            return
-        if not sweep_dir.is_dir():
-            return
-        trials = []
-        for d in sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: p.name):
-            entry: dict[str, Any] = {"trial": d.name, "status": "done"}
-            overrides = d / ".hydra" / "overrides.yaml"
-            if overrides.is_file():
-                import yaml
 
-                entry["overrides"] = yaml.safe_load(overrides.read_text())
-            if (d / "failure.json").is_file():
-                f = json.loads((d / "failure.json").read_text())
-                entry.update(status="failed", error=f"{f['type']}: {f['message']}")
-            if (d / "metrics.json").is_file():
-                m = json.loads((d / "metrics.json").read_text())
-                entry["metrics"] = {
-                    f"{s}/{k}": v for s in ("val", "test") if s in m for k, v in m[s]["metrics"].items()
-                }
-            trials.append(entry)
-        (sweep_dir / "sweep_summary.json").write_text(json.dumps(trials, indent=2) + "\n")
-        failed = [t["trial"] for t in trials if t["status"] == "failed"]
-        log.info(
-            "sweep: %d trials, %d failed %s; summary in %s",
-            len(trials),
-            len(failed),
-            failed or "",
-            sweep_dir / "sweep_summary.json",
-        )
+def write_sweep_summary(sweep_dir: Path) -> Path | None:
+    """`sweep_summary.json`: every trial folder under `sweep_dir` with its overrides, status and metrics."""
+    import yaml
+
+    if not sweep_dir.is_dir():
+        return None
+    trials = []
+    for d in sorted(
+        (p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: (len(p.name), p.name)
+    ):
+        entry: dict[str, Any] = {
+            "trial": d.name,
+            "status": "done" if (d / "metrics.json").is_file() else "unknown",
+        }
+        overrides = d / ".hydra" / "overrides.yaml"
+        if overrides.is_file():
+            entry["overrides"] = yaml.safe_load(overrides.read_text())
+        if (d / "failure.json").is_file():
+            f = json.loads((d / "failure.json").read_text())
+            entry.update(status="failed", error=f"{f['type']}: {f['message']}")
+        if (d / "metrics.json").is_file():
+            m = json.loads((d / "metrics.json").read_text())
+            entry["metrics"] = {
+                f"{s}/{k}": v for s in ("val", "test") if s in m for k, v in m[s]["metrics"].items()
+            }
+        trials.append(entry)
+    out = sweep_dir / "sweep_summary.json"
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(trials, indent=2) + "\n")
+    tmp.replace(out)  # atomic: parallel (joblib) trials may write at the same time
+    failed = [t["trial"] for t in trials if t["status"] == "failed"]
+    log.info("sweep: %d trials so far, failed: %s; %s", len(trials), failed or "none", out)
+    return out
 
 
 def log_attempts_table(
