@@ -1,0 +1,111 @@
+"""pix2pix (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks") as the label ->
+photo baseline for SPADE: U-Net generator, conditional 70x70 PatchGAN on (label, image), vanilla GAN + L1.
+
+Training follows the reference `pix2pix_model.optimize_parameters`: one forward, then a D step on the detached fake
+(loss halved, Sec. 3.3 / 6.2) and a G step with D frozen. The generator sees the label map as the sketch's RGB
+colours (`input_mode="color"`, as the reference datasets store labels: 3 channels, the reference parameter counts),
+or one-hot (`input_mode="onehot"`, one channel per class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from underpainting.data.labels import LabelSet
+from underpainting.errors import UserError
+from underpainting.models.losses.gan import GANLoss, GANMode
+from underpainting.models.spade import LabelToImage, label_one_hot
+
+
+def _first_conv_in(net: nn.Module) -> int | None:
+    conv = next((m for m in net.modules() if isinstance(m, nn.Conv2d)), None)
+    return conv.in_channels if conv is not None else None
+
+
+class Pix2Pix(LabelToImage):
+    def __init__(
+        self,
+        G: nn.Module,
+        D: nn.Module,
+        labels: LabelSet,
+        optimizer_G: Callable[..., Optimizer],
+        optimizer_D: Callable[..., Optimizer],
+        scheduler: Callable[..., LRScheduler] | None = None,
+        input_mode: Literal["color", "onehot"] = "color",
+        gan_mode: GANMode = "vanilla",
+        lambda_L1: float = 100.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(labels)
+        if input_mode not in ("color", "onehot"):
+            raise ValueError(f"input_mode must be 'color' or 'onehot', got {input_mode!r}")
+        self.automatic_optimization = False
+        self.save_hyperparameters(ignore=["G", "D", "labels", "optimizer_G", "optimizer_D", "scheduler"])
+        self.G, self.D = G, D
+        self.optimizer_G, self.optimizer_D, self.scheduler = optimizer_G, optimizer_D, scheduler
+        self.gan_loss = GANLoss(gan_mode)
+        self.input_nc = 3 if input_mode == "color" else len(labels)
+        g_in, d_in = _first_conv_in(G), _first_conv_in(D)
+        if g_in is not None and g_in != self.input_nc:
+            raise UserError(
+                f"model.G takes {g_in} input channels but input_mode={input_mode!r} gives {self.input_nc}; "
+                f"set model.G.in_channels={self.input_nc}"
+            )
+        if d_in is not None and d_in != self.input_nc + 3:
+            raise UserError(
+                f"model.D takes {d_in} input channels; the conditional D sees label ({self.input_nc}) + image (3): "
+                f"set model.D.in_channels={self.input_nc + 3}"
+            )
+
+    def condition(self, label: torch.Tensor, paths=None) -> torch.Tensor:
+        if self.hparams.input_mode == "onehot":
+            return label_one_hot(label, len(self.labels), paths) * 2 - 1
+        label_one_hot(label, len(self.labels), paths)  # same clear error for unknown ids
+        return self.colorize(label)
+
+    def forward(self, condition: torch.Tensor) -> torch.Tensor:
+        return self.G(condition)
+
+    def generate(self, batch: dict) -> torch.Tensor:
+        return self.G(self.condition(batch["label"], batch.get("path")))
+
+    def configure_optimizers(self):
+        opt_g, opt_d = self.optimizer_G(self.G.parameters()), self.optimizer_D(self.D.parameters())
+        if self.scheduler is None:
+            return [opt_g, opt_d]
+        return [opt_g, opt_d], [self.scheduler(opt_g), self.scheduler(opt_d)]
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        self.rng.restore_if_pending()
+        opt_g, opt_d = self.optimizers()
+        cond, real = self.condition(batch["label"], batch.get("path")), batch["image"]
+        fake = self.G(cond)
+
+        with self.toggled_optimizer(opt_d):
+            pred_fake = self.D(torch.cat([cond, fake.detach().to(cond.dtype)], 1))
+            pred_real = self.D(torch.cat([cond, real], 1))
+            d_losses = {"D_fake": self.gan_loss(pred_fake, False), "D_real": self.gan_loss(pred_real, True)}
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(0.5 * sum(d_losses.values()))  # halved: slows D relative to G (Sec. 3.3)
+            opt_d.step()
+
+        with self.toggled_optimizer(opt_g):
+            g_losses = {
+                "G_GAN": self.gan_loss(
+                    self.D(torch.cat([cond, fake.to(cond.dtype)], 1)), True, for_discriminator=False
+                ),
+                "G_L1": F.l1_loss(fake.float(), real.float()) * self.hparams.lambda_L1,
+            }
+            loss_g = sum(g_losses.values())
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            opt_g.step()
+
+        self._log_step({**g_losses, **d_losses}, loss_g, real.shape[0])

@@ -1,0 +1,366 @@
+"""SPADE / GauGAN (Park et al. 2019, "Semantic Image Synthesis with Spatially-Adaptive Normalization"): a label map
+painted by a person (sky, mountain, grass, flowers...) -> a photo-like landscape.
+
+Training follows NVlabs/SPADE `pix2pix_trainer.py`: per iteration one generator step (hinge GAN + feature matching
++ VGG perceptual [+ KL with the style encoder]) with D frozen, then one discriminator step on a fresh, detached fake
+of the updated generator; TTUR learning rates. The batch is `{"label": (B, H, W) int64, "image": (B, 3, H, W)}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from underpainting.data.labels import LabelSet
+from underpainting.errors import DataError, UserError
+from underpainting.models.losses.gan import GANLoss, GANMode
+from underpainting.models.losses.matching import FeatureMatchingLoss, kl_divergence
+from underpainting.models.networks.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator
+from underpainting.utils.rng import RNGState
+
+
+def label_one_hot(ids: torch.Tensor, num_channels: int, paths=None) -> torch.Tensor:
+    """(B, H, W) ids -> (B, num_channels, H, W) float; an id outside 0..num_channels-1 raises a DataError naming the
+    batch's files (instead of the reference's opaque 'index out of bounds' inside scatter)."""
+    ids = ids.long()
+    bad = (ids < 0) | (ids >= num_channels)
+    if bad.any():
+        values = ids[bad].unique().tolist()[:10]
+        where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
+        raise DataError(
+            f"label id(s) {values}{where} outside 0..{num_channels - 1}: the data's labels do not match the model's "
+            "label set (check `labels`, data.label_source and data.dontcare)"
+        )
+    return torch.zeros(ids.shape[0], num_channels, *ids.shape[1:], device=ids.device).scatter_(
+        1, ids[:, None], 1.0
+    )
+
+
+def instance_edges(instance: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) instance ids -> (B, 1, H, W) float map, 1 where a pixel differs from a 4-neighbour (pix2pixHD)."""
+    t = instance[:, None]
+    edge = torch.zeros_like(t, dtype=torch.bool)
+    dx = t[..., :, 1:] != t[..., :, :-1]
+    dy = t[..., 1:, :] != t[..., :-1, :]
+    edge[..., :, 1:] |= dx
+    edge[..., :, :-1] |= dx
+    edge[..., 1:, :] |= dy
+    edge[..., :-1, :] |= dy
+    return edge.float()
+
+
+@torch.no_grad()
+def class_colour_error(
+    generated: torch.Tensor, real: torch.Tensor, ids: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    """Mean over (image, class present) of the L1 distance between the class's mean RGB in the generated and in the
+    real image, in [0, 1] units: does each region get its class's colour, whatever the texture."""
+    b = ids.shape[0]
+    onehot = (
+        torch.nn.functional.one_hot(ids.clamp(0, num_classes - 1).long(), num_classes).flatten(1, 2).float()
+    )
+    count = onehot.sum(1)  # (B, C)
+    present = count > 0
+    gen = (generated.float().flatten(2) + 1) / 2  # (B, 3, HW)
+    ref = (real.float().flatten(2) + 1) / 2
+    mean_gen = torch.bmm(gen, onehot) / count.clamp(min=1)[:, None]  # (B, 3, C)
+    mean_ref = torch.bmm(ref, onehot) / count.clamp(min=1)[:, None]
+    err = (mean_gen - mean_ref).abs().mean(1)  # (B, C)
+    return err[present].sum() / present.sum().clamp(min=1) if b else err.new_zeros(())
+
+
+class LabelToImage(pl.LightningModule):
+    """What SPADE and pix2pix share: the label set, label-map preprocessing, sample columns, validation metrics,
+    RNG state in checkpoints, per-epoch schedulers."""
+
+    exportable: tuple[str, ...] = ("G",)
+
+    def __init__(self, labels: LabelSet) -> None:
+        super().__init__()
+        self.labels = labels
+        self.rng = RNGState()
+
+    def colorize(self, ids: torch.Tensor) -> torch.Tensor:
+        """Sketch colours; dont-care pixels (id = number of classes) shown white."""
+        rgb = self.labels.colorize(ids.clamp(max=len(self.labels) - 1))
+        return torch.where((ids >= len(self.labels))[:, None], torch.ones_like(rgb), rgb)
+
+    def generate(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        fake, real = self.generate(batch), batch["image"]
+        n = real.shape[0]
+        self.log_dict(
+            {
+                "val/L1": (fake.float() - real.float()).abs().mean(),
+                "val/class_colour_error": class_colour_error(fake, real, batch["label"], len(self.labels)),
+            },
+            sync_dist=True,
+            batch_size=n,
+        )
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        fake, real = self.generate(batch), batch["image"]
+        self.log_dict(
+            {
+                "test/L1": (fake.float() - real.float()).abs().mean(),
+                "test/class_colour_error": class_colour_error(fake, real, batch["label"], len(self.labels)),
+            },
+            sync_dist=True,
+            batch_size=real.shape[0],
+        )
+
+    @torch.no_grad()
+    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Columns of the sample grid: label colour map | generated | real."""
+        return {
+            "label": self.colorize(batch["label"]),
+            "generated": self.generate(batch),
+            "real": batch["image"],
+        }
+
+    @torch.no_grad()
+    def eval_pairs(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {
+            "generated": self.generate(batch),
+            "reference": batch["image"],
+            "source": self.colorize(batch["label"]),
+        }
+
+    def _log_step(self, losses: dict[str, torch.Tensor], total_g: torch.Tensor, n: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        logs = {f"train/{k}": v.detach() for k, v in losses.items()}
+        logs["train/G_total"] = total_g.detach()
+        self.log_dict(logs, batch_size=n)
+        self.log_dict(
+            {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}, batch_size=n
+        )
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        for s in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+            s.step()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng"] = self.rng.capture()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "rng" in checkpoint:
+            self.rng.schedule(checkpoint["rng"])
+
+
+class SPADEModel(LabelToImage):
+    """SPADE generator + multi-scale discriminator (+ style encoder), trained as in NVlabs/SPADE.
+
+    Args:
+        G, D, E: the networks (E: `ConvEncoder` or None; with it G must have `use_vae=True`).
+        labels: the label set; G's `semantic_nc` must be its size (+1 with `contain_dontcare_label`, +1 with
+            `use_instance`) and D's `label_nc` the same.
+        vgg: a factory for the perceptual loss (`VGGPerceptualLoss`, built only when `lambda_vgg` > 0, kept out of
+            checkpoints since its weights are fixed).
+        lambda_feat, lambda_vgg, lambda_kld: loss weights (reference 10, 10, 0.05).
+    """
+
+    def __init__(
+        self,
+        G: SPADEGenerator,
+        D: MultiscaleDiscriminator,
+        labels: LabelSet,
+        optimizer_G: Callable[..., Optimizer],
+        optimizer_D: Callable[..., Optimizer],
+        E: ConvEncoder | None = None,
+        scheduler: Callable[..., LRScheduler] | None = None,
+        vgg: Callable[[], nn.Module] | None = None,
+        gan_mode: GANMode = "hinge",
+        lambda_feat: float = 10.0,
+        lambda_vgg: float = 10.0,
+        lambda_kld: float = 0.05,
+        contain_dontcare_label: bool = False,
+        use_instance: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(labels)
+        self.automatic_optimization = False
+        self.save_hyperparameters(
+            ignore=["G", "D", "E", "labels", "optimizer_G", "optimizer_D", "scheduler", "vgg"]
+        )
+        self.G, self.D, self.E = G, D, E
+        self.optimizer_G, self.optimizer_D, self.scheduler = optimizer_G, optimizer_D, scheduler
+        self.semantic_nc = len(labels) + int(contain_dontcare_label) + int(use_instance)
+        self.num_label_channels = len(labels) + int(contain_dontcare_label)
+        self._check_networks()
+        self.gan_loss = GANLoss(gan_mode)
+        self.feat_loss = FeatureMatchingLoss()
+        vgg_net = None
+        if lambda_vgg > 0:
+            if vgg is None:
+                raise UserError(
+                    "model.lambda_vgg > 0 needs model.vgg (the VGG19 perceptual loss); or set lambda_vgg=0"
+                )
+            vgg_net = vgg()  # built now, so missing weights stop the run before any training
+        # Not a child module: its weights are fixed, so they stay out of checkpoints and optimizers.
+        object.__setattr__(self, "_vgg", vgg_net)
+
+    @property
+    def exportable(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("G", "E") if self.E is not None else ("G",)
+
+    def _check_networks(self) -> None:
+        hint = (
+            f"the label set has {len(self.labels)} classes"
+            f"{' + dont-care' if self.hparams.contain_dontcare_label else ''}"
+            f"{' + instance edges' if self.hparams.use_instance else ''} = {self.semantic_nc} channels"
+        )
+        if self.G.semantic_nc != self.semantic_nc:
+            raise UserError(
+                f"model.G.semantic_nc is {self.G.semantic_nc} but {hint}; set model.G.semantic_nc"
+            )
+        if self.D.label_nc != self.semantic_nc:
+            raise UserError(f"model.D.label_nc is {self.D.label_nc} but {hint}; set model.D.label_nc")
+        if (self.E is not None) != self.G.use_vae:
+            raise UserError("the style encoder (model.E) and model.G.use_vae must be set together")
+        if self.E is not None and self.E.z_dim != self.G.z_dim:
+            raise UserError(f"model.E.z_dim ({self.E.z_dim}) must equal model.G.z_dim ({self.G.z_dim})")
+
+    @property
+    def vgg_loss(self) -> nn.Module | None:
+        if self._vgg is not None and next(self._vgg.parameters()).device != self.device:
+            self._vgg.to(self.device)
+        return self._vgg
+
+    # ------------------------------------------------------------------------------------------------- inputs
+    def semantics(self, batch: dict) -> torch.Tensor:
+        """One-hot label map [+ dont-care channel] [+ instance edge map]: the generator's and discriminator's input."""
+        sem = label_one_hot(batch["label"], self.num_label_channels, batch.get("path"))
+        if self.hparams.use_instance:
+            if "instance" not in batch:
+                raise DataError("model.use_instance=true needs instance maps: set data.instance_dir")
+            sem = torch.cat([sem, instance_edges(batch["instance"])], 1)
+        return sem
+
+    # ---------------------------------------------------------------------------------------------- generation
+    def encode_style(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Style image(s) in [-1, 1] -> (mu, logvar) of z."""
+        if self.E is None:
+            raise UserError(
+                "this SPADE model has no style encoder (train with model.E and model.G.use_vae=true)"
+            )
+        return self.E(image)
+
+    def forward(self, semantics: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """One-hot semantics -> image; with the encoder, z ~ N(0, I) unless given (a style)."""
+        return self.G(semantics, z)
+
+    def generate(self, batch: dict, z: torch.Tensor | None = None, style: str = "encode") -> torch.Tensor:
+        """Evaluation: with the encoder, the style comes from the batch's real image (`style="encode"`, mu) or is
+        sampled (`style="random"`); without it the generator is deterministic."""
+        sem = self.semantics(batch)
+        if self.E is not None and z is None and style == "encode":
+            z, _ = self.encode_style(batch["image"])
+        return self.G(sem, z)
+
+    @torch.no_grad()
+    def sample_styles(
+        self, label: torch.Tensor, n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Multimodal synthesis: `n` random styles for each label map -> (n, B, 3, H, W)."""
+        if self.E is None:
+            raise UserError("random styles need the style encoder (model.E, model.G.use_vae=true)")
+        sem = self.semantics({"label": label})
+        z = torch.randn(n, label.shape[0], self.G.z_dim, generator=generator).to(sem.device, sem.dtype)
+        return torch.stack([self.G(sem, z[i]) for i in range(n)])
+
+    @torch.no_grad()
+    def transfer_style(self, label: torch.Tensor, style_image: torch.Tensor) -> torch.Tensor:
+        """Paint `label` maps in the style encoded from `style_image` (one image for all, or one per map)."""
+        mu, _ = self.encode_style(style_image)
+        if mu.shape[0] == 1 and label.shape[0] > 1:
+            mu = mu.expand(label.shape[0], -1)
+        return self.G(self.semantics({"label": label}), mu)
+
+    def _generate_train(self, sem: torch.Tensor, real: torch.Tensor, with_kld: bool):
+        z, kld = None, None
+        if self.E is not None:
+            mu, logvar = self.E(real)
+            z = mu + torch.randn_like(logvar) * torch.exp(0.5 * logvar)  # reparameterisation trick
+            if with_kld:
+                kld = kl_divergence(mu, logvar) * self.hparams.lambda_kld
+        return self.G(sem, z), kld
+
+    def discriminate(self, sem: torch.Tensor, fake: torch.Tensor, real: torch.Tensor):
+        """Fake and real go through D in one batch (same instance-norm/spectral-norm pass), split after."""
+        both = torch.cat([torch.cat([sem, fake.to(sem.dtype)], 1), torch.cat([sem, real], 1)], 0)
+        out = self.D(both)
+        n = fake.shape[0]
+        return [[f[:n] for f in scale] for scale in out], [[f[n:] for f in scale] for scale in out]
+
+    # ------------------------------------------------------------------------------------------------ training
+    def configure_optimizers(self):
+        g_params = list(self.G.parameters()) + (list(self.E.parameters()) if self.E is not None else [])
+        opt_g, opt_d = self.optimizer_G(g_params), self.optimizer_D(self.D.parameters())
+        if self.scheduler is None:
+            return [opt_g, opt_d]
+        return [opt_g, opt_d], [self.scheduler(opt_g), self.scheduler(opt_d)]
+
+    def generator_losses(
+        self, sem: torch.Tensor, real: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        hp = self.hparams
+        fake, kld = self._generate_train(sem, real, with_kld=True)
+        pred_fake, pred_real = self.discriminate(sem, fake, real)
+        losses = {"G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False)}
+        if hp.lambda_feat > 0:
+            losses["G_feat"] = self.feat_loss(pred_fake, pred_real) * hp.lambda_feat
+        if hp.lambda_vgg > 0:
+            losses["G_VGG"] = self.vgg_loss(fake, real) * hp.lambda_vgg
+        if kld is not None:
+            losses["KLD"] = kld
+        return losses, fake
+
+    def discriminator_losses(self, sem: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.no_grad():  # the reference draws a fresh fake from the just-updated generator
+            fake, _ = self._generate_train(sem, real, with_kld=False)
+        pred_fake, pred_real = self.discriminate(sem, fake.detach(), real)
+        return {"D_fake": self.gan_loss(pred_fake, False), "D_real": self.gan_loss(pred_real, True)}
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        self.rng.restore_if_pending()
+        opt_g, opt_d = self.optimizers()
+        sem, real = self.semantics(batch), batch["image"]
+
+        with self.toggled_optimizer(opt_g):  # D frozen while G learns to fool it
+            g_losses, _ = self.generator_losses(sem, real)
+            loss_g = sum(g_losses.values())
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(loss_g)
+            opt_g.step()
+
+        with self.toggled_optimizer(opt_d):
+            d_losses = self.discriminator_losses(sem, real)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(sum(d_losses.values()))
+            opt_d.step()
+
+        self._log_step({**g_losses, **d_losses}, loss_g, real.shape[0])
+
+    @torch.no_grad()
+    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
+        """label | generated | real; with the encoder, generated uses the real image's style, then two random ones."""
+        columns = super().sample_images(batch)
+        if self.E is not None:
+            g = torch.Generator().manual_seed(self.hparams.seed)
+            styles = self.sample_styles(batch["label"], 2, generator=g)
+            columns = {
+                "label": columns["label"],
+                "generated": columns["generated"],
+                "random_style_1": styles[0],
+                "random_style_2": styles[1],
+                "real": columns["real"],
+            }
+        return columns
