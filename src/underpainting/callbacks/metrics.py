@@ -28,6 +28,15 @@ from underpainting.utils.tracking import log_attempts_table
 log = logging.getLogger(__name__)
 
 
+def to_patches(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B * nh * nw, C, size, size): non-overlapping patches, the remainder cropped off."""
+    b, c, h, w = images.shape
+    if h < size or w < size:
+        raise ValueError(f"patch_size {size} is larger than the images ({h}x{w})")
+    x = images[..., : h - h % size, : w - w % size].unfold(2, size, size).unfold(3, size, size)
+    return x.permute(0, 2, 3, 1, 4, 5).reshape(-1, c, size, size)
+
+
 class MetricsCallback(Callback):
     """See the module docstring; arguments are those of `Evaluator` plus:
 
@@ -35,6 +44,10 @@ class MetricsCallback(Callback):
         every_n_epochs: evaluate at validation runs whose epoch satisfies (epoch + 1) % n == 0 (ModelCheckpoint's
             convention; give it the same `every_n_epochs` when it monitors these keys), and always at the last epoch.
         output_dir: where to write metrics.json; None: the trainer's `default_root_dir`.
+        on_train_end: also evaluate `eval_pairs(None)` once after training as `final/...` (for models without a
+            validation loop, e.g. NST); the values go to the loggers, metrics.json and `trainer.callback_metrics`.
+        patch_size: cut every image into non-overlapping patches of this size before the metrics (one NST output
+            against its style image becomes a set of patches; SIFID-like, Shaham et al. 2019). The protocol says so.
         table_rows: with a W&B logger, log the first `table_rows` evaluation inputs as a Table
             (source | generated | reference, per-image LPIPS) under `<stage>/attempts`; 0 turns it off.
     """
@@ -53,6 +66,8 @@ class MetricsCallback(Callback):
         reference: str = "val split",
         output_dir: str | None = None,
         table_rows: int = 8,
+        on_train_end: bool = False,
+        patch_size: int | None = None,
     ) -> None:
         super().__init__()
         if every_n_epochs < 1:
@@ -71,6 +86,7 @@ class MetricsCallback(Callback):
         self.every_n_epochs = every_n_epochs
         self.output_dir = output_dir
         self.table_rows = table_rows
+        self.evaluate_on_train_end, self.patch_size = on_train_end, patch_size
         self._active = False
         self._first: dict[str, torch.Tensor] | None = None
         self._protocol_logged = False
@@ -97,6 +113,8 @@ class MetricsCallback(Callback):
         if not self._active:
             return
         pairs = pl_module.eval_pairs(batch)
+        if self.patch_size:
+            pairs = {k: to_patches(v, self.patch_size) if torch.is_tensor(v) else v for k, v in pairs.items()}
         self.evaluator.update(pairs["generated"], pairs.get("reference"), pairs.get("source"))
         if self._first is None and self.table_rows > 0:
             order = [k for k in ("source", "generated", "reference") if pairs.get(k) is not None]
@@ -109,6 +127,19 @@ class MetricsCallback(Callback):
         result = self.evaluator.compute()
         self.evaluator.reset()
         values, proto = result["metrics"], result["protocol"]
+        if self.patch_size:
+            proto.notes.append(f"computed on {self.patch_size}x{self.patch_size} patches, not whole images")
+        if stage == "final":  # logging is closed after training: hand the values over directly
+            for name, value in values.items():
+                trainer.callback_metrics[f"{stage}/{name}"] = torch.tensor(float(value))
+            for lg in trainer.loggers:
+                lg.log_metrics(
+                    {f"{stage}/{k}": float(v) for k, v in values.items()}, step=trainer.global_step
+                )
+            self._report(
+                trainer, stage, values, proto, ", ".join(f"{stage}/{k}={v:.4g}" for k, v in values.items())
+            )
+            return
         for name, value in values.items():
             # Already reduced over ranks (identical everywhere); sync_dist only averages equal values.
             pl_module.log(f"{stage}/{name}", float(value), on_step=False, on_epoch=True, sync_dist=True)
@@ -165,6 +196,16 @@ class MetricsCallback(Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module, "val")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.evaluate_on_train_end:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        self._start(pl_module)
+        self._update(pl_module, None)
+        self._finish(trainer, pl_module, "final")
+        pl_module.train(was_training)
 
     # test
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -138,6 +138,12 @@ class LPIPSNet(nn.Module):
             raise ValueError(
                 f"LPIPS compares images of the same shape, got {tuple(x.shape)} and {tuple(y.shape)}"
             )
+        min_size = 32 if self.net_name == "alex" else 16  # below this the last pooling stage has nothing left
+        if min(x.shape[-2:]) < min_size:
+            raise ValueError(
+                f"LPIPS({self.net_name}) needs images of at least {min_size} px, got {tuple(x.shape[-2:])}; "
+                "use larger images (or a larger metrics.patch_size)"
+            )
         fx, fy = self._features(x.float()), self._features(y.float())
         d = 0.0
         for lin, a, b in zip(self.lins, fx, fy, strict=True):
