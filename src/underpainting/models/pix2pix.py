@@ -52,10 +52,13 @@ class Pix2Pix(LabelToImage):
         self.optimizer_G, self.optimizer_D, self.scheduler = optimizer_G, optimizer_D, scheduler
         self.gan_loss = GANLoss(gan_mode)
         self.input_nc = 3 if input_mode == "color" else len(labels)
-        g_in, d_in = _first_conv_in(G), _first_conv_in(D)
+
+    def setup(self, stage: str) -> None:
+        """Channel checks inside `trainer.fit`, so the message reaches the user unwrapped by Hydra."""
+        g_in, d_in, mode = _first_conv_in(self.G), _first_conv_in(self.D), self.hparams.input_mode
         if g_in is not None and g_in != self.input_nc:
             raise UserError(
-                f"model.G takes {g_in} input channels but input_mode={input_mode!r} gives {self.input_nc}; "
+                f"model.G takes {g_in} input channels but input_mode={mode!r} gives {self.input_nc}; "
                 f"set model.G.in_channels={self.input_nc}"
             )
         if d_in is not None and d_in != self.input_nc + 3:

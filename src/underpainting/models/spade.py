@@ -194,18 +194,23 @@ class SPADEModel(LabelToImage):
         self.optimizer_G, self.optimizer_D, self.scheduler = optimizer_G, optimizer_D, scheduler
         self.semantic_nc = len(labels) + int(contain_dontcare_label) + int(use_instance)
         self.num_label_channels = len(labels) + int(contain_dontcare_label)
-        self._check_networks()
         self.gan_loss = GANLoss(gan_mode)
         self.feat_loss = FeatureMatchingLoss()
-        vgg_net = None
-        if lambda_vgg > 0:
-            if vgg is None:
+        # The VGG is built in setup("fit") - not needed to export or paint - and is not a child module: its weights
+        # are fixed, so they stay out of checkpoints and optimizers.
+        self._vgg_factory = vgg
+        object.__setattr__(self, "_vgg", None)
+
+    def setup(self, stage: str) -> None:
+        """Checks and the VGG load run here, inside `trainer.fit`, so their errors reach the user unwrapped (and
+        before the first step); Hydra would wrap errors raised in __init__."""
+        self._check_networks()
+        if stage == "fit" and self.hparams.lambda_vgg > 0 and self._vgg is None:
+            if self._vgg_factory is None:
                 raise UserError(
                     "model.lambda_vgg > 0 needs model.vgg (the VGG19 perceptual loss); or set lambda_vgg=0"
                 )
-            vgg_net = vgg()  # built now, so missing weights stop the run before any training
-        # Not a child module: its weights are fixed, so they stay out of checkpoints and optimizers.
-        object.__setattr__(self, "_vgg", vgg_net)
+            object.__setattr__(self, "_vgg", self._vgg_factory())
 
     @property
     def exportable(self) -> tuple[str, ...]:  # type: ignore[override]
