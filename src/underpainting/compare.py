@@ -177,7 +177,7 @@ th.sorted-desc::after{content:" \\25BC"} td.num{text-align:right;font-variant-nu
 th.metric{background:#e6eefb} tr.failed td{background:#fdecec}
 .warn{background:#fff4d6;border:1px solid #e0c060;padding:6px 10px;margin:8px 0}
 .cards{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
-.card{border:1px solid #ccc;padding:8px;max-width:660px} .card h3{font-size:13px;margin:0 0 6px;word-break:break-all}
+.card{border:1px solid #ccc;padding:8px;flex:1 1 340px;max-width:660px} .card h3{font-size:13px;margin:0 0 6px;word-break:break-all}
 .card img{display:block;max-width:100%;image-rendering:pixelated}
 .small{color:#666;font-size:12px} .aligned img{max-width:256px;image-rendering:pixelated}
 """
