@@ -56,6 +56,10 @@ def _uses_style(stages) -> bool:
 def build_loggers(cfg: DictConfig) -> list:
     """Lightning loggers from `logger=...` (W&B / TensorBoard), so inference runs sit beside training runs."""
     group = cfg.get("logger") or {}
+    if "wandb" in group:
+        from underpainting.utils.loggers import configure_wandb_mode
+
+        configure_wandb_mode()
     loggers = []
     for lc in group.values():
         if isinstance(lc, DictConfig) and "_target_" in lc:
@@ -99,9 +103,6 @@ def run(cfg: DictConfig) -> list[SketchResult]:
     style = load_style(cfg, labels) if _uses_style(stage2.values()) or cfg.style.get("painting") else Style()
     out_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    from underpainting.utils.loggers import configure_wandb_mode
-
-    configure_wandb_mode()
     loggers = build_loggers(cfg)
     pipeline = SketchPipeline(
         stage1, stage2, labels, out_dir, style=style, decode=cfg.decode, on_bad_sketch=cfg.on_bad_sketch,

@@ -137,14 +137,15 @@ class ProceduralScene:
 
 
 class GeneratorScene:
-    """Stage 1 from a trained label -> image checkpoint (SPADE or pix2pix).
+    """Stage 1 from a trained label -> image checkpoint: SPADE (`SPADEModel`) or pix2pix (`Pix2Pix`).
 
     Args:
         checkpoint: a `train.py` checkpoint of one of `targets`.
         targets: LightningModule classes this stage accepts (`_target_` strings).
         train_command: the command that trains one, quoted when `checkpoint` is unset.
-        num_styles: scenes per sketch when the model samples styles (SPADE's encoder / z); 1 otherwise.
-        tile / overlap: tiling for sketches larger than `tile` px.
+        num_styles: scenes per sketch when SPADE has its style encoder (z ~ N(0, I) each); 1 otherwise.
+        style_image: with the encoder, a photo whose look the first scene takes (its encoded mean z).
+        tile / overlap: tiling for sketches larger than `tile` px (with the encoder: tiles of its crop size).
     """
 
     def __init__(
@@ -154,42 +155,68 @@ class GeneratorScene:
         train_command: str,
         name: str = "scene",
         num_styles: int = 1,
+        style_image: str | None = None,
         tile: int = 512,
         overlap: int = 128,
         seed: int = 0,
         key: str = "stage1.checkpoint",
     ) -> None:
         self.checkpoint, self.targets, self.train_command = checkpoint, list(targets), train_command
-        self.name, self.num_styles, self.tile, self.overlap, self.seed, self.key = (
-            name, num_styles, tile, overlap, seed, key,
-        )  # fmt: skip
+        self.name, self.num_styles, self.style_image = name, num_styles, style_image
+        self.tile, self.overlap, self.seed, self.key = tile, overlap, seed, key
 
     def setup(self, labels: LabelSet, device: torch.device) -> None:
         if not self.checkpoint:
             raise missing_checkpoint_error(self.key, self.train_command, self.targets)
         self.labels, self.device = labels, device
         self.module = load_stage_module(self.checkpoint, self.key, self.targets, labels).to(device)
+        if getattr(self.module.hparams, "use_instance", False):
+            raise WeightsError(
+                f"{self.checkpoint} was trained with instance maps (model.use_instance=true); sketches have none"
+            )
+        self.G = self.module.G
+        self.encoder = getattr(self.module, "E", None)
+        self.style_z = None
+        if self.style_image:
+            if self.encoder is None:
+                raise UserError(
+                    f"`stage1.style_image` needs a SPADE checkpoint with the style encoder; {self.checkpoint} has none"
+                )
+            from underpainting.data.nst import load_image
+
+            self.style_z, _ = self.module.encode_style(load_image(self.style_image).to(device))
+
+    def condition(self, ids: torch.Tensor) -> torch.Tensor:
+        """The generator's input for (1, H, W) ids: SPADE's one-hot semantics or pix2pix's colour/one-hot map."""
+        if hasattr(self.module, "semantics"):
+            return self.module.semantics({"label": ids})
+        return self.module.condition(ids)
+
+    def style_codes(self) -> list[torch.Tensor | None]:
+        if self.encoder is None:
+            return [None]
+        g = torch.Generator().manual_seed(int(self.seed))
+        codes = [self.style_z] if self.style_z is not None else []
+        while len(codes) < max(1, self.num_styles):
+            codes.append(torch.randn(1, self.G.z_dim, generator=g).to(self.device))
+        return codes
 
     @torch.no_grad()
     def __call__(self, labels: torch.Tensor, style: Style) -> list[torch.Tensor]:
-        m = self.module
-        seg = labels[None].to(self.device)
-        gen = m.inference_generator()
-        stride = int(getattr(gen, "scale", getattr(gen, "stride", 1)))
-        fixed = bool(getattr(gen, "use_vae", False))
-        tile = gen.crop_size[0] if fixed else self.tile
+        cond = self.condition(labels[None].to(self.device))
+        stride = int(getattr(self.G, "scale", getattr(self.G, "stride", 1)))
+        fixed = self.encoder is not None  # z is projected to a fixed crop size: tiles of exactly that size
+        tile = self.G.crop_size[0] if fixed else self.tile
         overlap = min(self.overlap, tile // 4) if fixed else self.overlap
-        n = self.num_styles if getattr(m, "samples_styles", False) else 1
-        z_list = m.style_codes(style.image.to(self.device) if style.image is not None else None, n, self.seed)
         scenes = []
-        for z in z_list:
+        for z in self.style_codes():
 
-            def fn(onehot: torch.Tensor, z=z) -> torch.Tensor:
-                return m.generate_from_onehot(onehot, z)
+            def fn(c: torch.Tensor, z=z) -> torch.Tensor:
+                return self.G(c, z) if z is not None else self.G(c)
 
-            onehot = m.encode_labels(seg)  # (1, C, H, W) float: pads/tiles like an image
-            scenes.append(run_large(fn, onehot, net=gen, tile=tile, overlap=overlap, multiple=stride,
-                                    fixed_size=fixed, stats_mode="nearest")[0].cpu())  # fmt: skip
+            out = run_large(fn, cond, net=self.G, tile=tile, overlap=overlap, multiple=stride, fixed_size=fixed,
+                            stats_mode="nearest")  # fmt: skip
+            scenes.append(out[0].float().clamp(-1, 1).cpu())
         return scenes
 
 
