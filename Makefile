@@ -1,0 +1,31 @@
+# Two commands for a fresh machine (see README): `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= dev,sweep
+
+.PHONY: install demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	WANDB_MODE=$${WANDB_MODE:-offline} PATH=$(abspath $(VENV))/bin:$$PATH bash scripts/demo.sh
+
+test: install
+	WANDB_MODE=offline $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks scripts train.py infer.py
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts train.py infer.py
+
+bench: install
+	$(PY) benchmarks/cyclegan.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
