@@ -38,16 +38,22 @@ def _heads_path(net: str) -> Path:
 def _alexnet_features(weights: str, net_key: str, weights_key: str, download: bool) -> nn.Sequential:
     from torchvision.models import AlexNet_Weights, alexnet
 
-    if weights == "random":
-        with torch.random.fork_rng():  # the same "random" backbone in every process and every run
-            torch.manual_seed(0)
-            return alexnet(weights=None).features
     if weights != "imagenet":
-        model = alexnet(weights=None)
+        with torch.device("meta"):  # skip initialising the 58M-parameter classifier we never use
+            features = alexnet(weights=None).features
+        features = features.to_empty(device="cpu")
+        if weights == "random":
+            with torch.random.fork_rng():  # the same "random" backbone in every process and every run
+                torch.manual_seed(0)
+                for m in features.modules():
+                    if isinstance(m, nn.Conv2d):
+                        m.reset_parameters()
+            return features
         sd = torch.load(weights, map_location="cpu", weights_only=True)
-        sd = {k.removeprefix("features."): v for k, v in sd.items() if not k.startswith("classifier.")}
-        model.features.load_state_dict(sd)
-        return model.features
+        features.load_state_dict(
+            {k.removeprefix("features."): v for k, v in sd.items() if not k.startswith("classifier.")}
+        )
+        return features
     enum = AlexNet_Weights.IMAGENET1K_V1
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
     try:
