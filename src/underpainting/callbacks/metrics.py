@@ -92,9 +92,15 @@ class MetricsCallback(Callback):
         self._protocol_logged = False
         self.history: list[dict] = []
 
+    def state_dict(self) -> dict:
+        return {"history": self.history}  # a resumed run keeps the earlier numbers in metrics.json
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+
     def _due(self, trainer: pl.Trainer) -> bool:
         epoch = trainer.current_epoch + 1
-        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        last = trainer.max_epochs is not None and 0 < trainer.max_epochs <= epoch  # -1: no last epoch
         return not trainer.sanity_checking and (epoch % self.every_n_epochs == 0 or last)
 
     def _start(self, pl_module: pl.LightningModule) -> None:
