@@ -227,7 +227,6 @@ def test_nst_stage_runs_on_a_sketch(tmp_path, cyclegan_ckpt):
             "stage2.nst.module.vgg.weights=random",
             "stage2.nst.module.vgg.arch=vgg16",
             "stage2.nst.module.style_layers=[relu1_1,relu2_1]",
-            "stage2.nst.module.content_layers={relu2_1:1.0}",
             "stage2.nst.pyramid=[{edge:32,steps:2},{edge:64,steps:1}]",
             "style.synthetic_size=64",
         ],
