@@ -229,6 +229,7 @@ def test_nst_stage_runs_on_a_sketch(tmp_path, cyclegan_ckpt):
             "stage2.nst.module.style_layers=[relu1_1,relu2_1]",
             "stage2.nst.pyramid=[{edge:32,steps:2},{edge:64,steps:1}]",
             "style.synthetic_size=64",
+            "logger=tensorboard",  # sheets go to the same dashboards as training runs
         ],
     )
     with pytest.warns(UserWarning, match="RANDOM"):
@@ -237,3 +238,5 @@ def test_nst_stage_runs_on_a_sketch(tmp_path, cyclegan_ckpt):
     d = Path(cfg.paths.output_dir) / "synthetic_250x190"
     assert Image.open(d / "nst.png").size == (250, 190)
     assert set(result.columns) >= {"sketch", "labels", "style: synthetic 7", "cyclegan", "nst"}
+    assert list((Path(cfg.paths.output_dir) / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (Path(cfg.paths.output_dir) / "samples" / "final_overview.png").is_file()  # for `compare`

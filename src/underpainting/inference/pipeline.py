@@ -167,9 +167,11 @@ class SketchPipeline:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         good = [r for r in results if r.ok]
         if good:
-            overview_sheet([(r.path.stem, r.columns) for r in good], cell=self.overview_cell).save(
-                self.out_dir / "overview.png"
-            )
+            overview = overview_sheet([(r.path.stem, r.columns) for r in good], cell=self.overview_cell)
+            overview.save(self.out_dir / "overview.png")
+            # `python -m underpainting.compare` shows each run's samples/final_* grid beside training runs' grids.
+            (self.out_dir / "samples").mkdir(exist_ok=True)
+            overview.save(self.out_dir / "samples" / "final_overview.png")
             if self.on_sheet is not None:
                 self.on_sheet("overview", Image.open(self.out_dir / "overview.png"))
         summary = [
