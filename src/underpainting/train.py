@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -14,6 +17,10 @@ from underpainting.errors import UserError
 from underpainting.utils.loggers import configure_wandb_mode
 
 log = logging.getLogger(__name__)
+
+# Checkpoints taken after the optimizer steps are what exact resume needs (tested); Lightning's advice to save the
+# pre-step state does not apply, so its warning about it is noise.
+warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 
 
 class EmbedConfig(pl.Callback):
@@ -25,6 +32,10 @@ class EmbedConfig(pl.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["underpainting_config"] = self.config
+
+
+def _scalars(trainer: pl.Trainer) -> dict[str, float]:
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
 def _instantiate_group(group: DictConfig | None) -> list:
@@ -44,13 +55,15 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
+    metrics: dict[str, float] = {}
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        metrics.update(_scalars(trainer))
     if cfg.get("test", False):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        metrics.update(_scalars(trainer))  # test metrics join, not replace, the fit metrics a sweep may optimise
 
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if trainer.is_global_zero:
         _report(cfg, trainer, metrics)
     for logger in loggers:
@@ -83,8 +96,10 @@ def main(cfg: DictConfig) -> float | None:
     try:
         metrics = run(cfg)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
         log.error("%s", e)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # let the sweep record this trial's failure and go on
+        print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     objective = cfg.get("optimized_metric")
     if objective:
