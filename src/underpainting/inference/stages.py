@@ -53,9 +53,10 @@ def suggest_checkpoints(
     for p in sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)[
         :20
     ]:
-        try:
-            target = load_checkpoint(p).get("underpainting_config", {}).get("model", {}).get("_target_", "")
-        except UserError:
+        try:  # mmap: only the embedded config is read, not the weights
+            ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+            target = ckpt.get("underpainting_config", {}).get("model", {}).get("_target_", "")
+        except Exception:  # an unreadable checkpoint is simply not suggested
             continue
         if target in targets:
             found.append(p)
