@@ -179,6 +179,12 @@ class VGGFeatures(nn.Module):
                 "only for tests; perceptual/style losses are meaningless",
                 stacklevel=2,
             )
+            for (
+                m
+            ) in features.modules():  # torchvision VGG's own init (make_layers alone leaves PyTorch defaults)
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(m.bias)
             inferred = "torchvision"
         elif weights_str == "imagenet":
             features.load_state_dict(_features_only(_hub_state_dict(arch, config_key, download)))

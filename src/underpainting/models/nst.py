@@ -1,0 +1,513 @@
+"""Optimisation-based neural style transfer as a tracked training run.
+
+Gatys, Ecker & Bethge 2016 ("Image Style Transfer Using Convolutional Neural Networks") with the controls of
+Gatys, Ecker, Bethge, Hertzmann & Shechtman 2017 ("Controlling Perceptual Factors in Neural Style Transfer"):
+spatial guidance by label maps (Sec. 4), colour control (Sec. 5) and coarse-to-fine scale control (Sec. 6).
+
+The only parameter of `NeuralStyleTransfer` is the image. Each Trainer step is one optimiser step (one L-BFGS
+iteration, i.e. one loss evaluation, as in pystiche), so progress bars, loggers, checkpoints and sweeps work as for
+the GANs. `optimise()` runs the same loop without a Trainer (tests, benchmarks, notebooks).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from underpainting.data.colour import luminance_image, match_colour, match_luminance, transfer_luminance
+from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
+from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
+from underpainting.errors import UserError
+from underpainting.features.vgg import VGGFeatures
+from underpainting.models.losses.style import (
+    ContentLoss,
+    GramStyleLoss,
+    GuidedStyleLoss,
+    TotalVariationLoss,
+    default_layer_weights,
+    gram_matrix,
+    guided_gram_matrix,
+    guides_at_layers,
+)
+
+log = logging.getLogger(__name__)
+
+# Style weight when the config leaves it null, per input convention (features of 0..255 Caffe inputs are ~50x
+# larger, Gram terms grow with the 4th power, the content term with the square):
+# caffe: 1e3, pystiche_papers gatys_et_al_2017 `style_loss(score_weight=1e3)` (official code's default);
+# torchvision: 1e6, the PyTorch NST tutorial's weight for the same normalisation (Gram / N, MSE, layers 1/C²).
+DEFAULT_STYLE_WEIGHT = {"caffe": 1e3, "torchvision": 1e6}
+COLOUR_MODES = ("none", "luminance", "match")
+GRAD_TARGET = 0.01  # largest |d objective / d pixel| at a level's start, pixels in [-1, 1] (see `_step`)
+
+
+class NSTObjective(nn.Module):
+    """Content + (guided) Gram style + TV loss of an image, with targets prepared for one pyramid level."""
+
+    def __init__(
+        self,
+        vgg: VGGFeatures,
+        content_layers: Mapping[str, float],
+        style_layers: Sequence[str],
+        style_layer_weights: Sequence[float] | None = None,
+        content_weight: float = 1.0,
+        style_weight: float | None = None,
+        tv_weight: float = 0.0,
+        semantic: bool = False,
+        guide_mode: str = "simple",
+        min_region_fraction: float = 0.005,
+        region_weighting: str = "area",
+    ) -> None:
+        super().__init__()
+        self.vgg = vgg
+        if style_layer_weights is None:
+            layer_w = default_layer_weights(style_layers, vgg.arch)
+        else:
+            if len(style_layer_weights) != len(style_layers):
+                raise UserError(
+                    f"{len(style_layers)} style layers but {len(style_layer_weights)} `model.style_layer_weights`"
+                )
+            layer_w = dict(zip(style_layers, map(float, style_layer_weights), strict=True))
+        missing = [n for n in (*content_layers, *style_layers) if n not in vgg.layers]
+        if missing:
+            raise ValueError(f"the VGG extractor does not return {missing}; build it with these layers")
+        if region_weighting not in ("area", "equal"):
+            raise UserError(f"`model.region_weighting` must be 'area' or 'equal', got {region_weighting!r}")
+        self.content_loss = ContentLoss(content_layers)
+        self.style_loss = GuidedStyleLoss(layer_w) if semantic else GramStyleLoss(layer_w)
+        self.tv_loss = TotalVariationLoss()
+        self.content_weight, self.tv_weight = float(content_weight), float(tv_weight)
+        self.style_weight = float(
+            style_weight if style_weight is not None else DEFAULT_STYLE_WEIGHT[vgg.convention]
+        )
+        self.semantic, self.guide_mode = semantic, guide_mode
+        self.min_region_fraction, self.region_weighting = float(min_region_fraction), region_weighting
+        self.regions: list[str] = []
+
+    @torch.no_grad()
+    def prepare(
+        self,
+        content: torch.Tensor,
+        styles: Sequence[torch.Tensor],
+        style_weights: Sequence[float],
+        content_labels: torch.Tensor | None = None,
+        style_labels: Sequence[torch.Tensor | None] = (),
+        num_classes: int | None = None,
+    ) -> None:
+        """Compute content features and style targets (images (1, 3, H, W) in [-1, 1], labels (1, H, W))."""
+        self.content_loss.set_target(self.vgg(content))
+        style_feats = [self.vgg(s) for s in styles]
+        if not self.semantic:
+            self.style_loss.set_target(style_feats, style_weights)
+            return
+        if content_labels is None or not any(s is not None for s in style_labels):
+            raise UserError(
+                "semantic style transfer (`model.semantic=true`) needs `data.content_labels` and `data.style_labels`"
+            )
+        targets, guides, weights, self.regions = semantic_targets(
+            style_feats,
+            style_weights,
+            content_labels,
+            style_labels,
+            layers=list(self.style_loss.layer_weights),
+            arch=self.vgg.arch,
+            guide_mode=self.guide_mode,
+            num_classes=num_classes or int(max(int(m.max()) for m in (content_labels, *style_labels) if m is not None)) + 1,
+            min_region_fraction=self.min_region_fraction,
+            region_weighting=self.region_weighting,
+        )  # fmt: skip
+        self.style_loss.set_target(targets, guides, weights)
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.vgg(image)
+        terms = {"content": self.content_loss(feats), "style": self.style_loss(feats)}
+        if self.tv_weight:
+            terms["tv"] = self.tv_loss(image)
+        terms["total"] = (
+            self.content_weight * terms["content"]
+            + self.style_weight * terms["style"]
+            + self.tv_weight * terms.get("tv", 0.0)
+        )
+        return terms
+
+
+def semantic_targets(
+    style_feats: Sequence[Mapping[str, torch.Tensor]],
+    style_weights: Sequence[float],
+    content_labels: torch.Tensor,
+    style_labels: Sequence[torch.Tensor | None],
+    layers: Sequence[str],
+    arch: str,
+    guide_mode: str,
+    num_classes: int,
+    min_region_fraction: float = 0.005,
+    region_weighting: str = "area",
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[float], list[str]]:
+    """Regions and per-region Gram targets for the guided style loss (Gatys et al. 2017, Sec. 4.1).
+
+    Every class covering at least `min_region_fraction` of the content becomes a region whose target is the blend
+    (by style weight) of the guided Gram matrices of the same class in the style images that contain it. The pixels
+    of all other classes (no counterpart in any style, or too small) form one more region, matched to the blend of
+    the styles' global Gram matrices. Returns targets {layer: (R, C, C)}, output guides {layer: (1, R, h, w)},
+    region weights and region names ("class <id>" / "global").
+    """
+    total_w = float(sum(style_weights))
+    c_onehot = F.one_hot(content_labels.long(), num_classes).movedim(-1, 1).float()  # (1, K, H, W)
+    c_frac = c_onehot.mean(dim=(0, 2, 3))
+    s_guides, s_frac = [], []
+    for lab in style_labels:
+        if lab is None:
+            s_guides.append(None)
+            s_frac.append(torch.zeros(num_classes))
+            continue
+        onehot = F.one_hot(lab.long().clamp(0, num_classes - 1), num_classes).movedim(-1, 1).float()
+        s_guides.append(guides_at_layers(onehot, layers, arch, guide_mode))
+        s_frac.append(onehot.mean(dim=(0, 2, 3)))
+    globals_ = [{n: gram_matrix(f[n])[0] for n in layers} for f in style_feats]
+
+    masks, targets, names = [], {n: [] for n in layers}, []
+    rest = torch.zeros_like(c_onehot[:, 0])
+    for k in range(num_classes):
+        if c_frac[k] == 0:
+            continue
+        owners = [
+            i for i in range(len(style_feats)) if s_frac[i][k] >= min_region_fraction and style_weights[i] > 0
+        ]
+        if c_frac[k] < min_region_fraction or not owners:
+            rest += c_onehot[:, k]
+            continue
+        wsum = sum(float(style_weights[i]) for i in owners)
+        for n in layers:
+            acc = 0.0
+            for i in owners:
+                g = s_guides[i][n][:, k]
+                # a region eroded away at this depth (guide mode 'inside') falls back to that style's global Gram
+                gram = guided_gram_matrix(style_feats[i][n], g)[0] if g.sum() > 0 else globals_[i][n]
+                acc = acc + float(style_weights[i]) / wsum * gram
+            targets[n].append(acc)
+        masks.append(c_onehot[:, k])
+        names.append(f"class {k}")
+    if rest.sum() > 0:
+        for n in layers:
+            targets[n].append(
+                sum(float(w) / total_w * g[n] for w, g in zip(style_weights, globals_, strict=True))
+            )
+        masks.append(rest)
+        names.append("global")
+    region_masks = torch.stack(masks, dim=1)  # (1, R, H, W)
+    if region_weighting == "area":
+        weights = region_masks.mean(dim=(0, 2, 3)).tolist()
+    else:
+        weights = [1.0] * len(masks)
+    guides = guides_at_layers(region_masks, layers, arch, guide_mode)
+    return {n: torch.stack(targets[n]) for n in layers}, guides, weights, names
+
+
+class NeuralStyleTransfer(pl.LightningModule):
+    """Gatys-style image optimisation with semantic, colour and scale control, driven by the Trainer.
+
+    Args:
+        vgg: partial `VGGFeatures` (arch, weights, convention, pooling); the layers are filled in here.
+        optimizer: partial optimiser over the image (L-BFGS by default; Adam works too).
+        content_layers / content_layer_weights: content loss layers and their weights (null -> 1 each).
+        style_layers / style_layer_weights: Gram layers and their weights (null -> 1/C², official code).
+        content_weight / style_weight / tv_weight: loss weights (style null -> by input convention).
+        semantic: match Gram statistics class to class using the label maps (Sec. 4.1).
+        guide_mode: 'simple' | 'inside' (eroded, official code) | 'all', see `guides_at_layers`.
+        min_region_fraction: classes smaller than this share of the content use the global style.
+        region_weighting: 'area' (regions weighted by their share of the content, so the style/content balance
+            matches unguided transfer) or 'equal' (pystiche's plain sum).
+        normalise: rescale the objective so its first gradient peaks at GRAD_TARGET per pixel (see `_step`).
+        colour: 'none' | 'luminance' (transfer luminance only, keep the content's colours, Sec. 5.1) |
+            'match' (recolour the style to the content's colour statistics first, Sec. 5.2).
+        colour_match: method for colour='match': 'pca' | 'chol' | 'sym' | 'histogram'.
+        init: 'content' | 'noise' | path to an image.
+        style_scale: style long side = level edge x style_scale; null keeps the style images at their own size.
+        seed: seed of the noise initialisation.
+    """
+
+    def __init__(
+        self,
+        vgg: Callable[..., VGGFeatures],
+        optimizer: Callable[..., torch.optim.Optimizer],
+        content_layers: Sequence[str] = ("relu4_2",),
+        content_layer_weights: Sequence[float] | None = None,
+        style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        style_layer_weights: Sequence[float] | None = None,
+        content_weight: float = 1.0,
+        style_weight: float | None = None,
+        tv_weight: float = 0.0,
+        semantic: bool = False,
+        guide_mode: str = "simple",
+        min_region_fraction: float = 0.005,
+        region_weighting: str = "area",
+        normalise: bool = True,
+        colour: str = "none",
+        colour_match: str = "pca",
+        init: str = "content",
+        style_scale: float | None = 1.0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["vgg", "optimizer"])
+        self.automatic_optimization = False
+        self.strict_loading = False  # checkpoints leave out the frozen VGG (see on_save_checkpoint)
+        if colour not in COLOUR_MODES:
+            raise UserError(f"`model.colour` must be one of {', '.join(COLOUR_MODES)}, got {colour!r}")
+        content_layers = list(content_layers)
+        content_layer_weights = (
+            [1.0] * len(content_layers) if content_layer_weights is None else content_layer_weights
+        )
+        if len(content_layer_weights) != len(content_layers):
+            raise UserError(
+                f"{len(content_layers)} content layers but {len(content_layer_weights)} `model.content_layer_weights`"
+            )
+        style_layers = list(style_layers)
+        extractor = vgg(layers=list(dict.fromkeys([*content_layers, *style_layers])))
+        self.objective = NSTObjective(
+            extractor, dict(zip(content_layers, map(float, content_layer_weights), strict=True)), style_layers, style_layer_weights, content_weight, style_weight, tv_weight,
+            semantic, guide_mode, min_region_fraction, region_weighting,
+        )  # fmt: skip
+        self.normalise = normalise
+        self.loss_scale: float | None = None
+        self.optimizer_factory = optimizer
+        self.colour, self.colour_match = colour, colour_match
+        self.init, self.style_scale, self.seed = init, style_scale, seed
+        self.image = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.problem: NSTProblem | None = None
+        self.pyramid: list[dict[str, int]] = []
+        self.level = -1
+        self._inputs: tuple[torch.Tensor, list[torch.Tensor]] | None = None
+        self._level_images: dict[str, torch.Tensor] = {}
+        self.last_losses: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- problem and pyramid levels
+    def attach(self, problem: NSTProblem, pyramid: Sequence[Mapping[str, int]]) -> None:
+        """Set the inputs and schedule and enter the first level (done by `setup` from the datamodule)."""
+        self.problem = problem
+        self.pyramid = [{"edge": int(p["edge"]), "steps": int(p["steps"])} for p in pyramid]
+        content = problem.content.float()
+        if self.colour == "luminance":
+            styles = [match_luminance(s.float(), content) for s in problem.styles]
+            content = luminance_image(content)
+        elif self.colour == "match":
+            styles = [match_colour(s.float(), content, self.colour_match) for s in problem.styles]
+        else:
+            styles = [s.float() for s in problem.styles]
+        self._inputs = (content, styles)
+        self.level = -1
+        self.enter_level(0)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(p["steps"] for p in self.pyramid)
+
+    def level_at(self, step: int) -> int:
+        """The pyramid level that optimisation step `step` (0-based) belongs to."""
+        end = 0
+        for lvl, p in enumerate(self.pyramid):
+            end += p["steps"]
+            if step < end:
+                return lvl
+        return len(self.pyramid) - 1
+
+    @torch.no_grad()
+    def enter_level(self, level: int, image: torch.Tensor | None = None) -> None:
+        """Resize inputs for `level`, recompute targets, and start the image from `image` (upsampled), the previous
+        level's result, or the configured init (Gatys et al. 2017, Sec. 6: coarse-to-fine)."""
+        assert self.problem is not None and self._inputs is not None, "call attach(problem, pyramid) first"
+        device = self.image.device
+        edge = self.pyramid[level]["edge"]
+        content_in, styles_in = self._inputs
+        content = resize_to_edge(content_in, edge).to(device)
+        size = tuple(content.shape[-2:])
+        styles = [
+            (resize_to_edge(s, max(16, round(edge * self.style_scale))) if self.style_scale else s).to(device)
+            for s in styles_in
+        ]
+        p = self.problem
+        c_lab = resize_labels(p.content_labels, size).to(device) if p.content_labels is not None else None
+        s_lab = [
+            resize_labels(lab, tuple(s.shape[-2:])).to(device) if lab is not None else None
+            for lab, s in zip(p.style_labels, styles, strict=True)
+        ]
+        self.objective.to(device)
+        self.objective.prepare(content, styles, p.style_weights, c_lab, s_lab, p.num_classes)
+        if image is None and self.level >= 0:
+            image = self.image.detach()
+        if image is not None:
+            start = F.interpolate(image.float(), size=size, mode="bicubic", align_corners=False)
+        elif self.init == "content":
+            start = content.clone()
+        elif self.init == "noise":
+            g = torch.Generator().manual_seed(int(self.seed))
+            start = (torch.rand(1, 3, *size, generator=g) * 2 - 1).to(
+                device
+            )  # white noise (Gatys et al. 2016)
+        else:
+            start = resize_labels_free(pil_to_tensor(load_rgb(self.init))[None], size).to(device)
+        self.image = nn.Parameter(start.contiguous())
+        self.level = level
+        self.loss_scale = None
+        original = resize_to_edge(p.content.float(), edge).to(device)
+        self._level_images = {"content": original, "style": p.styles[0].float().to(device)}
+        if c_lab is not None and p.labels is not None:
+            self._level_images["guide"] = p.labels.colorize(c_lab)
+        log.info("NST level %d: %dx%d px, %d steps", level, size[1], size[0], self.pyramid[level]["steps"])
+
+    def output(self) -> torch.Tensor:
+        """The current result in [-1, 1], with the content's colours put back for luminance-only transfer."""
+        image = self.image.detach().float().clamp(-1, 1)
+        if self.colour == "luminance":
+            image = transfer_luminance(image, self._level_images["content"])
+        return image
+
+    # ----------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory([self.image])
+
+    def _step(self, optimizer, backward: Callable[[torch.Tensor], None]) -> dict[str, torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad()
+            out = self.objective(self.image)
+            if self.loss_scale is None:
+                # L-BFGS without line search is not scale-invariant: its first step, and every step after it
+                # rejects a curvature pair (y·s <= 1e-10), move by -lr·∇. Raw Caffe-scale losses (~1e8) then throw
+                # the image far outside [-1, 1]; random-weight losses (~1e-6) never move it. So the optimised
+                # objective is the total times a constant chosen at the level's first evaluation such that the
+                # largest gradient entry is GRAD_TARGET (about one grey level).
+                backward(out["total"])
+                gmax = float(self.image.grad.abs().max()) if self.image.grad is not None else 0.0
+                self.loss_scale = GRAD_TARGET / gmax if self.normalise and gmax > 0 else 1.0
+                self.image.grad.mul_(self.loss_scale)
+            else:
+                backward(out["total"] * self.loss_scale)
+            out["objective"] = out["total"] * self.loss_scale
+            terms.update({k: v.detach() for k, v in out.items()})
+            return out["objective"].detach()
+
+        optimizer.step(closure=closure)
+        return terms
+
+    def optimise(
+        self, steps: int | None = None, callback: Callable[[int, dict], None] | None = None
+    ) -> torch.Tensor:
+        """Run the whole schedule (or `steps` steps) without a Trainer; returns `output()`."""
+        optimizer = self.configure_optimizers()
+        for step in range(self.total_steps if steps is None else steps):
+            level = self.level_at(step)
+            if level != self.level:
+                self.enter_level(level)
+                optimizer = self.configure_optimizers()
+            terms = self._step(optimizer, lambda loss: loss.backward())
+            self.last_losses = {k: float(v) for k, v in terms.items()}
+            if callback is not None:
+                callback(step, self.last_losses)
+        return self.output()
+
+    def setup(self, stage: str) -> None:
+        if str(self.trainer.precision) == "16-mixed":
+            raise UserError(
+                "NST cannot use trainer.precision=16-mixed: fp16 loss scaling and L-BFGS do not mix (Lightning "
+                "refuses them). Use trainer.precision=bf16-mixed or 32-true."
+            )
+        if self.problem is None:
+            dm = self.trainer.datamodule
+            if dm is None or getattr(dm, "problem", None) is None and not hasattr(dm, "setup"):
+                raise UserError("NeuralStyleTransfer needs the NST datamodule (`data=nst`)")
+            dm.setup(stage)
+            self.attach(dm.problem, dm.pyramid)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> int | None:
+        step = self.global_step
+        if step >= self.total_steps:
+            return -1  # the schedule is done (e.g. resumed after the last level)
+        level = self.level_at(step)
+        if level != self.level:
+            # a new level has a new parameter: give the Trainer a fresh optimiser (before the step's hooks attach)
+            self.enter_level(level)
+            self.trainer.strategy.optimizers = [self.configure_optimizers()]
+        return None
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        opt = self.optimizers()
+        terms = self._step(opt, self.manual_backward)
+        self.last_losses = {k: float(v) for k, v in terms.items()}
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False, on_step=True)
+        self.log("train/loss", terms["total"], prog_bar=True, on_step=True)
+        self.log("lr/image", float(opt.param_groups[0]["lr"]), on_step=True)
+        self.log("nst/level", float(self.level), on_step=True)
+
+    # ----------------------------------------------------------------- images out
+    def sample_images(self, batch=None) -> dict[str, torch.Tensor]:
+        """Columns for the sample grid: content, style, (content guide), current result, all at the result's size."""
+        out = self.output()
+        size = out.shape[-2:]
+        cols = {"content": self._level_images["content"]}
+        cols["style"] = F.interpolate(self._level_images["style"], size=size, mode="bilinear", antialias=True)
+        if "guide" in self._level_images:
+            cols["guide"] = self._level_images["guide"]
+        cols["stylised"] = out
+        return {k: v.clamp(-1, 1) for k, v in cols.items()}
+
+    def eval_pairs(self, batch=None) -> dict[str, torch.Tensor]:
+        out = self.output()
+        style = F.interpolate(
+            self._level_images["style"], size=out.shape[-2:], mode="bilinear", antialias=True
+        )
+        return {"generated": out, "reference": style.clamp(-1, 1), "source": self._level_images["content"]}
+
+    def save_result(self, directory: str | Path, config: Mapping | None = None, name: str = "final") -> Path:
+        """Write the result at full resolution as `<name>.png` and, if given, the resolved config as `<name>.yaml`."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name}.png"
+        tensor_to_pil(self.output()[0]).save(path)
+        if config is not None:
+            import yaml
+
+            (directory / f"{name}.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+        return path
+
+    def on_train_end(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        config = None
+        for cb in self.trainer.callbacks:
+            if hasattr(cb, "config") and isinstance(cb.config, dict):
+                config = cb.config  # train.EmbedConfig: the whole resolved run config
+        if config is None:
+            config = {"model": dict(self.hparams)}
+        config = {**config, "nst_result": {"losses": self.last_losses, "size": list(self.image.shape[-2:])}}
+        path = self.save_result(Path(self.trainer.default_root_dir) / "nst", config)
+        log.info("NST result: %s", path)
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The frozen VGG is rebuilt from the config; keep checkpoints to the image and optimiser state.
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("objective.")
+        }
+        checkpoint["nst_level"] = self.level
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        image = checkpoint["state_dict"].get("image")
+        if image is None:
+            return
+        if self.problem is not None:
+            self.enter_level(int(checkpoint.get("nst_level", 0)), image=image.to(self.image.device))
+        else:
+            self.image = nn.Parameter(torch.zeros_like(image))
+
+
+def resize_labels_free(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize an init image to exactly `size` (it need not share the content's aspect ratio)."""
+    return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
