@@ -212,39 +212,48 @@ def test_datamodule_yields_one_item_per_step_and_clear_errors(tmp_path):
         NSTDataModule(content=str(tmp_path / "missing.jpg"), style="x.jpg").setup()
 
 
-def test_train_py_runs_nst_quickstart_and_writes_the_result(make_cfg, tmp_path):
-    from tests.conftest import RecordLosses
+TINY_NST = [
+    "experiment=nst_quickstart",
+    "data.synthetic.size=32",
+    "data.pyramid=[{edge: 24, steps: 4}, {edge: 32, steps: 3}]",
+    "model.vgg.arch=vgg16",
+    "model.content_layers=[relu3_1]",
+    "model.style_layers=[relu1_1,relu2_1,relu3_1]",
+    "logger=csv",
+    "callbacks.progress_bar=null",
+    "callbacks.sample_grid.every_n_steps=3",
+    "callbacks.model_checkpoint.every_n_train_steps=5",
+    "callbacks.model_checkpoint.save_top_k=-1",
+]
+
+
+def test_train_py_runs_nst_quickstart_writes_the_result_and_resumes_exactly(make_cfg):
     from underpainting.train import run
 
-    cfg = make_cfg(
-        [
-            "experiment=nst_quickstart",
-            "data.synthetic.size=32",
-            "data.pyramid=[{edge: 24, steps: 4}, {edge: 32, steps: 3}]",
-            "model.vgg.arch=vgg16",
-            "model.content_layers=[relu3_1]",
-            "model.style_layers=[relu1_1,relu2_1,relu3_1]",
-            "logger=csv",
-            "callbacks.progress_bar=null",
-            "callbacks.sample_grid.every_n_steps=3",
-            "callbacks.model_checkpoint.every_n_train_steps=5",
-        ]
-    )
+    cfg = make_cfg(TINY_NST, "straight")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         metrics = run(cfg)
     out = Path(cfg.paths.output_dir)
-    final = Image.open(out / "nst" / "final.png")
-    assert final.size == (32, 32)
+    final = np.asarray(Image.open(out / "nst" / "final.png"))
+    assert final.shape == (32, 32, 3)
     import yaml
 
     saved = yaml.safe_load((out / "nst" / "final.yaml").read_text())
     assert saved["model"]["semantic"] is True and saved["data"]["pyramid"][1]["edge"] == 32
     assert (out / "samples" / "train_step0000003.png").is_file()
     assert "train/style" in metrics and "lr/image" in metrics
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    ckpt_path = out / "checkpoints" / "step0000005.ckpt"
+    ckpt = torch.load(ckpt_path, weights_only=True, map_location="cpu")
     assert list(ckpt["state_dict"]) == ["image"] and ckpt["nst_level"] == 1  # no VGG weights in checkpoints
-    del RecordLosses
+
+    # resuming mid-level-1 from the step-5 checkpoint ends on the same image as the uninterrupted run
+    cfg = make_cfg([*TINY_NST, f"ckpt_path={ckpt_path}"], "resumed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run(cfg)
+    resumed = np.asarray(Image.open(Path(cfg.paths.output_dir) / "nst" / "final.png"))
+    assert np.abs(resumed.astype(int) - final.astype(int)).max() <= 1
 
 
 @pytest.mark.shared

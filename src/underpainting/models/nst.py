@@ -255,6 +255,12 @@ class NeuralStyleTransfer(pl.LightningModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        # plain lists (not omegaconf ListConfig) so checkpoints load with weights_only=True
+        content_layers, style_layers = [str(n) for n in content_layers], [str(n) for n in style_layers]
+        if content_layer_weights is not None:
+            content_layer_weights = [float(w) for w in content_layer_weights]
+        if style_layer_weights is not None:
+            style_layer_weights = [float(w) for w in style_layer_weights]
         self.save_hyperparameters(ignore=["vgg", "optimizer"])
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints leave out the frozen VGG (see on_save_checkpoint)
@@ -497,6 +503,7 @@ class NeuralStyleTransfer(pl.LightningModule):
             k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("objective.")
         }
         checkpoint["nst_level"] = self.level
+        checkpoint["nst_loss_scale"] = self.loss_scale  # the L-BFGS history was built at this scale
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         image = checkpoint["state_dict"].get("image")
@@ -504,6 +511,7 @@ class NeuralStyleTransfer(pl.LightningModule):
             return
         if self.problem is not None:
             self.enter_level(int(checkpoint.get("nst_level", 0)), image=image.to(self.image.device))
+            self.loss_scale = checkpoint.get("nst_loss_scale")
         else:
             self.image = nn.Parameter(torch.zeros_like(image))
 
