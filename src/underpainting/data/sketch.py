@@ -5,9 +5,9 @@ class's colour), and JPEG adds noise. Decoding therefore:
 
 1. gives each pixel the class of the nearest palette colour, if within `tolerance` (Euclidean RGB distance);
 2. treats as *boundary* pixels those farther than `tolerance` from every colour, and those in an inexact colour
-   (farther than `exact_tolerance` from their class colour) whose class forms a structure at most 2 px thin (gone
-   after a 3x3 opening) that either touches two other classes (an anti-aliased seam, whose blend of two colours can
-   land near a third class) or is a lone speck (JPEG ringing);
+   (farther than `exact_tolerance` from their class colour) in a structure at most 2 px thin (gone after a 3x3
+   opening) whose colour a blend of two other nearby classes explains better than its own class colour does: an
+   anti-aliased seam or JPEG ringing, whose mixed colour can land near a third class;
 3. gives boundary pixels the majority class of their decided neighbours, growing inwards until none is left.
 
 A far-from-palette area thicker than a seam (it survives an erosion by `edge_width` px) is an error naming the file,
@@ -25,6 +25,16 @@ from PIL import Image
 
 from underpainting.data.images import DataError, list_images, load_rgb
 from underpainting.data.labels import LabelSet
+
+PAD = -3  # fill value for neighbours outside the image
+
+
+def _shifted(t: torch.Tensor, fill) -> list[torch.Tensor]:
+    """The 8 neighbours of every pixel: t shifted by (dy, dx) in {-1, 0, 1}^2 minus (0, 0), padded with `fill`."""
+    h, w = t.shape
+    p = torch.full((h + 2, w + 2), fill, dtype=t.dtype)
+    p[1:-1, 1:-1] = t
+    return [p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
 
 def _erode(mask: torch.Tensor, radius: int) -> torch.Tensor:
@@ -55,6 +65,44 @@ def _describe_colours(rgb: torch.Tensor, mask: torch.Tensor, limit: int = 5) -> 
         parts.append(f"rgb({mean[0]},{mean[1]},{mean[2]}) x {int(counts[i])} px")
     more = "" if len(uniq) <= limit else f", and {len(uniq) - limit} more colour groups"
     return ", ".join(parts) + more
+
+
+def _explained_by_blend(
+    rgb: torch.Tensor,
+    ids: torch.Tensor,
+    far: torch.Tensor,
+    cand: torch.Tensor,
+    palette: torch.Tensor,
+    radius: int,
+) -> torch.Tensor:
+    """For each candidate pixel: is its colour closer to the segment between two other classes present within
+    `radius` px than to its own class colour?"""
+    classes = ids[~far].unique()  # only the classes in this sketch: few pairs
+    local = torch.full(
+        (palette.shape[0] + 1,), len(classes), dtype=torch.long
+    )  # index -1 (far, outside) -> K
+    local[classes] = torch.arange(len(classes))
+    lab = torch.where(far, torch.full_like(ids, -1), ids)
+    padded = F.pad(lab[None, None].float(), (radius,) * 4, value=-1)[0, 0].long()
+    ys, xs = cand.nonzero(as_tuple=True)
+    d = torch.arange(-radius, radius + 1)
+    window = padded[
+        (ys + radius)[:, None, None] + d[None, :, None], (xs + radius)[:, None, None] + d[None, None, :]
+    ]
+    present = F.one_hot(local[window.flatten(1)], len(classes) + 1).any(1)[
+        :, :-1
+    ]  # (N, K) classes within radius
+    own = local[ids[cand]]
+    present[torch.arange(own.numel()), own] = False
+    x = rgb[:, cand].T.float()  # (N, 3)
+    a_idx, b_idx = torch.triu_indices(len(classes), len(classes), offset=1)
+    a, b = palette[classes[a_idx]], palette[classes[b_idx]]  # (P, 3)
+    ab = b - a
+    t = (((x[:, None] - a[None]) * ab[None]).sum(-1) / (ab * ab).sum(-1).clamp(min=1e-6)[None]).clamp(0, 1)
+    seg_dist = (x[:, None] - (a[None] + t[..., None] * ab[None])).norm(dim=-1)  # (N, P)
+    both = present[:, a_idx] & present[:, b_idx]
+    best_blend = torch.where(both, seg_dist, torch.full_like(seg_dist, float("inf"))).min(1).values
+    return best_blend < (x - palette[classes[own]]).norm(dim=-1)
 
 
 def decode_sketch(
@@ -106,21 +154,31 @@ def decode_sketch(
                 f"(or raise the tolerance). Palette: {palette_text(labels)}"
             )
 
-    # Anti-aliased seams: thin (<= 2 px) structures of a class, in inexact colours, that touch at least two other
-    # classes within `edge_width` px. A small blob inside one region (a flower in grass) touches one, and stays.
+    # Seams and ringing: pixels of a thin (<= 2 px) structure, in an inexact colour, that a blend of two *other*
+    # classes found within `edge_width` px explains better than their own colour does (a sky|other seam that lands
+    # on `cloud`, JPEG ringing between sky and cloud that lands on `field`). A small flower in grass is not a blend
+    # of grass with anything, so it stays.
     uncertain = far.clone()
+    # Per-pixel neighbourhood tests on the id map itself (no per-class passes: fast on large sketches).
+    lab = torch.where(far, torch.full_like(ids, -1), ids)
+    near = _shifted(lab, PAD)
+    same = [(n == lab) | (n == PAD) for n in near]  # outside the image counts as the same class
+    interior = ~far & torch.stack(same).all(0)
+    lone = ~far & ~torch.stack([n == lab for n in near]).any(
+        0
+    )  # a single pixel of its class: noise at any size
+    # In the 3x3 opening of its class iff an interior pixel of the same class lies within 1 px.
+    in_opening = interior | torch.stack(
+        [i & (n == lab) for i, n in zip(_shifted(interior, False), near, strict=True)]
+    ).any(0)
+    thin = ~far & ~in_opening
     inexact = best > exact_tolerance
-    present = ids[~far].unique().tolist()
-    nearby = torch.zeros(h, w, dtype=torch.long)
-    for c in present:
-        nearby += _dilate((ids == c) & ~far, edge_width).long()
-    for c in present:
-        mask = (ids == c) & ~far
-        opened = _dilate(_erode(mask, 1), 1) & mask
-        others = nearby - _dilate(mask, edge_width).long()
-        same = F.conv2d(mask.float()[None, None], torch.ones(1, 1, 3, 3), padding=1)[0, 0]
-        speckle = same <= 2  # JPEG ringing: a lone pixel (or pair) of another class
-        uncertain |= mask & ~opened & inexact & ((others >= 2) | speckle)
+    uncertain |= lone & inexact
+    cand = thin & inexact & ~uncertain
+    if cand.any():
+        uncertain |= cand.clone().masked_scatter_(
+            cand, _explained_by_blend(rgb, ids, far, cand, palette, edge_width)
+        )
 
     known = ~uncertain
     if not known.any():
@@ -128,17 +186,16 @@ def decode_sketch(
             f"{source}: no region of the sketch is painted in a palette colour; Palette: {palette_text(labels)}"
         )
     ids = ids.clone()
-    n_classes = len(labels)
+    classes = ids.unique()  # vote over the classes present only
+    local = torch.full((len(labels),), 0, dtype=torch.long)
+    local[classes] = torch.arange(len(classes))
     for _ in range(h + w):
         if not uncertain.any():
             break
-        votes = F.one_hot(ids, n_classes).permute(2, 0, 1).float() * known.float()
-        votes = F.conv2d(votes[:, None], torch.ones(1, 1, 3, 3), padding=1)[
-            :, 0
-        ]  # (C, H, W) neighbour counts
-        has_vote = votes.sum(0) > 0
-        fill = uncertain & has_vote
-        ids[fill] = votes.argmax(0)[fill]
+        votes = F.one_hot(local[ids], len(classes)).permute(2, 0, 1).float() * known.float()
+        votes = F.avg_pool2d(votes[None], 3, stride=1, padding=1)[0]  # (K, H, W) share of known neighbours
+        fill = uncertain & (votes.sum(0) > 0)
+        ids[fill] = classes[votes.argmax(0)[fill]]
         known |= fill
         uncertain &= ~fill
     return ids
