@@ -128,4 +128,5 @@ def test_seeded_training_moves_class_colours_toward_target(make_cfg):
     dm.setup()
     before = val_colour_error(untrained, dm)
     after = run(cfg)["val/class_colour_error"]
+    print(f"class colour error {before:.3f} -> {after:.3f}")
     assert after < 0.7 * before, f"class colour error {before:.3f} -> {after:.3f}"
