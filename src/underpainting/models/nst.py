@@ -11,6 +11,7 @@ the GANs. `optimise()` runs the same loop without a Trainer (tests, benchmarks, 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -213,7 +214,8 @@ class NeuralStyleTransfer(pl.LightningModule):
     """Gatys-style image optimisation with semantic, colour and scale control, driven by the Trainer.
 
     Args:
-        vgg: partial `VGGFeatures` (arch, weights, convention, pooling); the layers are filled in here.
+        vgg: partial `VGGFeatures` (arch, weights, convention, pooling); the layers are filled in here, and it is
+            built (weights loaded) on first use, at Trainer setup or `attach`.
         optimizer: partial optimiser over the image (L-BFGS by default; Adam works too).
         content_layers / content_layer_weights: content loss layers and their weights (null -> 1 each).
         style_layers / style_layer_weights: Gram layers and their weights (null -> 1/C², official code).
@@ -264,6 +266,8 @@ class NeuralStyleTransfer(pl.LightningModule):
         self.save_hyperparameters(ignore=["vgg", "optimizer"])
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints leave out the frozen VGG (see on_save_checkpoint)
+        if region_weighting not in ("area", "equal"):
+            raise UserError(f"`model.region_weighting` must be 'area' or 'equal', got {region_weighting!r}")
         if colour not in COLOUR_MODES:
             raise UserError(f"`model.colour` must be one of {', '.join(COLOUR_MODES)}, got {colour!r}")
         content_layers = list(content_layers)
@@ -275,11 +279,24 @@ class NeuralStyleTransfer(pl.LightningModule):
                 f"{len(content_layers)} content layers but {len(content_layer_weights)} `model.content_layer_weights`"
             )
         style_layers = list(style_layers)
-        extractor = vgg(layers=list(dict.fromkeys([*content_layers, *style_layers])))
-        self.objective = NSTObjective(
-            extractor, dict(zip(content_layers, map(float, content_layer_weights), strict=True)), style_layers, style_layer_weights, content_weight, style_weight, tv_weight,
-            semantic, guide_mode, min_region_fraction, region_weighting,
-        )  # fmt: skip
+        # The VGG (and its weights) is built on first use (`attach`, i.e. Trainer setup), so composing and
+        # instantiating configs never touches weight files; a missing file still stops the run before step 1.
+        self._make_objective = functools.partial(
+            NSTObjective,
+            content_layers=dict(zip(content_layers, map(float, content_layer_weights), strict=True)),
+            style_layers=style_layers,
+            style_layer_weights=style_layer_weights,
+            content_weight=content_weight,
+            style_weight=style_weight,
+            tv_weight=tv_weight,
+            semantic=semantic,
+            guide_mode=guide_mode,
+            min_region_fraction=min_region_fraction,
+            region_weighting=region_weighting,
+        )
+        self._vgg_layers = list(dict.fromkeys([*content_layers, *style_layers]))
+        self._make_vgg = vgg
+        self.objective: NSTObjective | None = None
         self.normalise = normalise
         self.loss_scale: float | None = None
         self.optimizer_factory = optimizer
@@ -296,6 +313,10 @@ class NeuralStyleTransfer(pl.LightningModule):
     # ----------------------------------------------------------------- problem and pyramid levels
     def attach(self, problem: NSTProblem, pyramid: Sequence[Mapping[str, int]]) -> None:
         """Set the inputs and schedule and enter the first level (done by `setup` from the datamodule)."""
+        if self.objective is None:
+            self.objective = self._make_objective(self._make_vgg(layers=self._vgg_layers)).to(
+                self.image.device
+            )
         self.problem = problem
         self.pyramid = [{"edge": int(p["edge"]), "steps": int(p["steps"])} for p in pyramid]
         content = problem.content.float()
@@ -357,7 +378,7 @@ class NeuralStyleTransfer(pl.LightningModule):
                 device
             )  # white noise (Gatys et al. 2016)
         else:
-            start = resize_labels_free(pil_to_tensor(load_rgb(self.init))[None], size).to(device)
+            start = _resize_exact(pil_to_tensor(load_rgb(self.init))[None], size).to(device)
         self.image = nn.Parameter(start.contiguous())
         self.level = level
         self.loss_scale = None
@@ -516,6 +537,6 @@ class NeuralStyleTransfer(pl.LightningModule):
             self.image = nn.Parameter(torch.zeros_like(image))
 
 
-def resize_labels_free(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _resize_exact(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize an init image to exactly `size` (it need not share the content's aspect ratio)."""
     return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
