@@ -269,9 +269,3 @@ class VGGFeatures(nn.Module):
             f"arch={self.arch}, weights={self.weights}, convention={self.convention}, pooling={self.pooling}, "
             f"layers={self.layers}"
         )
-
-
-def shared_vgg16_caffe() -> Path | None:
-    """`../shared/weights/vgg16_caffe_features.pth` next to the repo, when this machine has it (local checks only)."""
-    path = Path(__file__).resolve().parents[3].parent / "shared" / "weights" / "vgg16_caffe_features.pth"
-    return path if path.is_file() else None
