@@ -116,6 +116,17 @@ def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels
     return model
 
 
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    kw = {} if mode == "nearest" else {"align_corners": False, "antialias": mode != "bicubic"}
+    return F.interpolate(x.float(), size=size, mode=mode, **kw)
+
+
+def _scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    return max(8, round(h * scale)), max(8, round(w * scale))
+
+
 # ------------------------------------------------------------------------------------------------------ stage 1
 class ProceduralScene:
     """Stage 1 without a learned model: the synthetic generator's photo renderer applied to the sketch's label map
@@ -147,6 +158,8 @@ class GeneratorScene:
         num_styles: scenes per sketch when SPADE has its style encoder (z ~ N(0, I) each); 1 otherwise.
         style_image: with the encoder, a photo whose look the first scene takes (its encoded mean z).
         tile / overlap: tiling for sketches larger than `tile` px (with the encoder: tiles of its crop size).
+        scale: run the generator on the label map resized by this factor (e.g. training size / sketch size, so
+            regions have the size the model learnt), then resize the scene back to the sketch's size.
     """
 
     def __init__(
@@ -161,7 +174,9 @@ class GeneratorScene:
         overlap: int = 128,
         seed: int = 0,
         key: str = "stage1.checkpoint",
+        scale: float = 1.0,
     ) -> None:
+        self.scale = float(scale)
         self.checkpoint, self.targets, self.train_command = checkpoint, list(targets), train_command
         self.name, self.num_styles, self.style_image = name, num_styles, style_image
         self.tile, self.overlap, self.seed, self.key = tile, overlap, seed, key
@@ -204,7 +219,9 @@ class GeneratorScene:
 
     @torch.no_grad()
     def __call__(self, labels: torch.Tensor, style: Style) -> list[torch.Tensor]:
-        cond = self.condition(labels[None].to(self.device))
+        h, w = labels.shape[-2:]
+        small = _resize(labels[None, None], _scaled_size(h, w, self.scale), "nearest")[:, 0].long()
+        cond = self.condition(small.to(self.device))
         stride = int(getattr(self.G, "scale", getattr(self.G, "stride", 1)))
         fixed = self.encoder is not None  # z is projected to a fixed crop size: tiles of exactly that size
         tile = self.G.crop_size[0] if fixed else self.tile
@@ -217,13 +234,14 @@ class GeneratorScene:
 
             out = run_large(fn, cond, net=self.G, tile=tile, overlap=overlap, multiple=stride, fixed_size=fixed,
                             stats_mode="nearest")  # fmt: skip
-            scenes.append(out[0].float().clamp(-1, 1).cpu())
+            scenes.append(_resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1))
         return scenes
 
 
 # ------------------------------------------------------------------------------------------------------ stage 2
 class CycleGANPainting:
-    """Stage 2: a CycleGAN generator (photo -> painting, `G_BA` by default) applied to the scene, tiled when large.
+    """Stage 2: a CycleGAN generator (photo -> painting, `G_BA` by default) applied to the scene, tiled when large
+    (`scale`: run at this fraction of the scene's size, then resize back, as for `GeneratorScene`).
 
     `checkpoint` is a `train.py` checkpoint or a generator exported by `python -m underpainting.export`."""
 
@@ -239,7 +257,9 @@ class CycleGANPainting:
         stats_max_side: int = 1024,
         key: str = "stage2.cyclegan.checkpoint",
         train_command: str = "python train.py experiment=quickstart",
+        scale: float = 1.0,
     ) -> None:
+        self.scale = float(scale)
         self.checkpoint, self.name, self.generator = checkpoint, name, generator
         self.tile, self.overlap, self.stats_max_side, self.key = tile, overlap, stats_max_side, key
         self.train_command = train_command
@@ -273,10 +293,11 @@ class CycleGANPainting:
     @torch.no_grad()
     def __call__(self, scene: torch.Tensor, labels: torch.Tensor, style: Style) -> torch.Tensor:
         stride = int(getattr(self.net, "stride", 4))
-        x = scene[None].to(self.device)
+        h, w = scene.shape[-2:]
+        x = _resize(scene[None], _scaled_size(h, w, self.scale), "bilinear").to(self.device)
         out = run_large(self.net, x, net=self.net, tile=self.tile, overlap=self.overlap, multiple=stride,
                         stats_max_side=self.stats_max_side)  # fmt: skip
-        return out[0].cpu()
+        return _resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1)
 
 
 class NSTPainting:
