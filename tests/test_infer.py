@@ -271,3 +271,28 @@ def test_pix2pix_stage1_any_size(tmp_path, labels, cyclegan_ckpt):
         190,
     )  # U-Net stride 32: padded, cropped back
     assert "scene (pix2pix)" in result.columns
+
+
+def test_spade_style_encoder_gives_one_scene_per_style(tmp_path):
+    """With the encoder (fixed crop size), tiles are that size; a style image steers the first scene."""
+    out = tmp_path / "spade_vae"
+    vae = ["model.G.use_vae=true", "model.G.crop_size=32", "model.G.z_dim=16",
+           "model.E={_target_:underpainting.models.networks.spade.ConvEncoder,ngf:8,z_dim:16,input_size:32}"]  # fmt: skip
+    train_run(compose_train(TINY_SPADE + vae, out))
+    cfg = infer_cfg(
+        tmp_path,
+        [
+            f"input={EXAMPLES / 'synthetic_250x190.png'}",
+            f"stage1.checkpoint={out / 'checkpoints' / 'last.ckpt'}",
+            "stage1.num_styles=2",
+            "stage1.overlap=8",
+            f"stage1.style_image={EXAMPLES / 'synthetic_seed3.png'}",
+            "infer/stage2=[]",
+        ],
+    )
+    (result,) = run(cfg)
+    assert result.ok, result.error
+    a, b = (np.asarray(Image.open(result.out_dir / f"scene_{k}.png")) for k in (0, 1))
+    assert a.shape == b.shape == (190, 250, 3) and not np.array_equal(a, b)
+    sheet = Image.open(result.sheet)
+    assert sheet.height > 2 * 190  # two rows, one per style
