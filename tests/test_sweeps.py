@@ -82,7 +82,6 @@ def test_multirun_records_a_crashed_trial_and_goes_on(tmp_path):
             "callbacks=[default,metrics]",
             "callbacks.progress_bar=null",
             "model.optimizer_G.lr=-1,2e-4",  # a negative lr makes Adam raise in the first trial
-            "+hydra.callbacks.record_failures._target_=underpainting.utils.tracking.RecordFailures",
             f"hydra.sweep.dir={sweep_dir}",
         ],
         tmp_path,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -68,7 +69,7 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
         _report(cfg, trainer, metrics)
     for logger in loggers:
         logger.finalize("success")
-    if "wandb" in cfg.get("logger", {}) or {}:
+    if "wandb" in (cfg.get("logger") or {}):
         import wandb
 
         wandb.finish()
@@ -95,7 +96,11 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry: run, turn user errors into a one-paragraph message, return the sweep objective."""
     try:
         metrics = run(cfg)
-    except UserError as e:
+    except (UserError, InstantiationException) as e:
+        if isinstance(e, InstantiationException):  # Hydra wraps errors raised in constructors
+            if not isinstance(e.__cause__, UserError):
+                raise
+            e = e.__cause__
         log.error("%s", e)
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # let the sweep record this trial's failure and go on

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from underpainting.utils.grid import labelled_grid
 
@@ -30,7 +31,7 @@ class SampleGrid(pl.Callback):
                 try:
                     loader = getattr(dm, name)()
                     break
-                except (AttributeError, NotImplementedError, TypeError):
+                except (AttributeError, NotImplementedError, TypeError, MisconfigurationException):
                     continue
             batch = next(iter(loader))
             self._batch = {k: v[: self.num_samples] if torch.is_tensor(v) else v for k, v in batch.items()}
