@@ -22,7 +22,13 @@ def test_default_config_reads_like_the_cyclegan_paper(make_cfg):
     cfg = make_cfg([])
     m = cfg.model
     assert (m.G_AB.ngf, m.G_AB.n_blocks, m.G_AB.norm, m.D_A.n_layers, m.D_A.ndf) == (64, 9, "instance", 3, 64)
-    assert (m.lambda_A, m.lambda_B, m.lambda_identity, m.pool_size, m.gan_mode) == (10.0, 10.0, 0.5, 50, "lsgan")
+    assert (m.lambda_A, m.lambda_B, m.lambda_identity, m.pool_size, m.gan_mode) == (
+        10.0,
+        10.0,
+        0.5,
+        50,
+        "lsgan",
+    )
     assert (m.optimizer_G.lr, list(m.optimizer_G.betas)) == (2e-4, [0.5, 0.999])
     assert m.scheduler.n_epochs + m.scheduler.n_epochs_decay == cfg.trainer.max_epochs == 200
 

@@ -22,7 +22,9 @@ def load_checkpoint(path: str | Path) -> dict:
     """torch.load with `weights_only=True` and errors that name the file."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"checkpoint {path} does not exist; train one with `python train.py ...` or fix the path")
+        raise WeightsError(
+            f"checkpoint {path} does not exist; train one with `python train.py ...` or fix the path"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors, truncated files, non-torch files
@@ -37,7 +39,9 @@ def build_model(path: str | Path) -> tuple[pl.LightningModule, dict]:
     ckpt = load_checkpoint(path)
     cfg = ckpt.get("underpainting_config")
     if cfg is None or "state_dict" not in ckpt:
-        raise WeightsError(f"{path} was not written by underpainting's train.py (no embedded config or state_dict)")
+        raise WeightsError(
+            f"{path} was not written by underpainting's train.py (no embedded config or state_dict)"
+        )
     model = instantiate(cfg["model"])
     try:
         model.load_state_dict(ckpt["state_dict"])
@@ -58,7 +62,12 @@ def export_generators(path: str | Path, out_dir: str | Path | None = None) -> li
     written = []
     for name in exportable_names(model):
         net = getattr(model, name)
-        payload = {"name": name, "config": cfg["model"][name], "labels": cfg.get("labels"), "state_dict": net.state_dict()}
+        payload = {
+            "name": name,
+            "config": cfg["model"][name],
+            "labels": cfg.get("labels"),
+            "state_dict": net.state_dict(),
+        }
         dest = out_dir / f"{name}.pt"
         torch.save(payload, dest)
         written.append(dest)
@@ -69,7 +78,9 @@ def load_generator(path: str | Path) -> tuple[nn.Module, dict]:
     """A network written by `export_generators`, in eval mode, and its payload (config, labels)."""
     payload = load_checkpoint(path)
     if "config" not in payload or "state_dict" not in payload:
-        raise WeightsError(f"{path} is not an exported generator; export one with `python -m underpainting.export`")
+        raise WeightsError(
+            f"{path} is not an exported generator; export one with `python -m underpainting.export`"
+        )
     net = instantiate(payload["config"])
     try:
         net.load_state_dict(payload["state_dict"])

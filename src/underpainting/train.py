@@ -63,7 +63,9 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
     if cfg.get("test", False):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        metrics.update(_scalars(trainer))  # test metrics join, not replace, the fit metrics a sweep may optimise
+        metrics.update(
+            _scalars(trainer)
+        )  # test metrics join, not replace, the fit metrics a sweep may optimise
 
     if trainer.is_global_zero:
         _report(cfg, trainer, metrics)

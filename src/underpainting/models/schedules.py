@@ -18,7 +18,9 @@ class LinearDecay(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def factor(self, epoch: int) -> float:
-        return max(0.0, 1.0 - max(0, epoch + 1 - self.n_epochs) / float(self.n_epochs_decay + 1))  # 0 past the end
+        return max(
+            0.0, 1.0 - max(0, epoch + 1 - self.n_epochs) / float(self.n_epochs_decay + 1)
+        )  # 0 past the end
 
     def get_lr(self) -> list[float]:
         return [base * self.factor(self.last_epoch) for base in self.base_lrs]
