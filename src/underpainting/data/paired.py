@@ -24,16 +24,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning.pytorch as L
 import numpy as np
 import torch
 import yaml
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from underpainting.data.images import DataError, list_images, load_rgb, pil_to_tensor, validate_images
 from underpainting.data.labels import LabelSet
-from underpainting.data.sampling import DrawSampler, ResumableDataLoader
+from underpainting.data.sampling import DrawDataModule
 from underpainting.data.synthetic import SyntheticLandscapes
 from underpainting.data.transforms import Preprocess
 
@@ -272,49 +271,13 @@ class SegmentationPairs(Dataset):
 
 
 # ------------------------------------------------------------------------------------------------------ datamodules
-class PairedDataModule(L.LightningDataModule):
-    """Loader plumbing shared by the folder and synthetic sources: DrawSampler order (deterministic, sharded across
-    DDP ranks, resumable mid-epoch) as in the unpaired CycleGAN data."""
+class PairedDataModule(DrawDataModule):
+    """Label -> photo sources; sampling as in the unpaired CycleGAN data."""
 
     def __init__(
         self, batch_size: int = 1, num_workers: int = 0, seed: int = 0, pin_memory: bool = False
     ) -> None:
-        super().__init__()
-        self.batch_size, self.num_workers, self.seed, self.pin_memory = (
-            batch_size,
-            num_workers,
-            seed,
-            pin_memory,
-        )
-        self.train_set: Dataset | None = None
-        self.val_set: Dataset | None = None
-
-    def _batches_done(self) -> int:
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
-
-    def _loader_kwargs(self) -> dict:
-        return dict(
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        sampler = DrawSampler(len(self.train_set), shuffle=True, seed=self.seed)
-        drop_last = len(self.train_set) >= self.batch_size
-        return ResumableDataLoader(
-            self.train_set, sampler, self._batches_done, drop_last=drop_last, **self._loader_kwargs()
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set, sampler=DrawSampler(len(self.val_set), shuffle=False), **self._loader_kwargs()
-        )
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+        super().__init__(batch_size, num_workers, seed, pin_memory)
 
 
 class SegmentationDataModule(PairedDataModule):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 
+import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -73,3 +74,52 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.resume(state["epoch"], state["batches"] * self.batch_size)
+
+
+class DrawDataModule(pl.LightningDataModule):
+    """Loader plumbing for every datamodule: DrawSampler order (deterministic, sharded across DDP ranks, resumable
+    mid-epoch). Subclasses set `train_set` / `val_set` in `setup` and may override `shuffle_train`."""
+
+    shuffle_train = True
+
+    def __init__(
+        self, batch_size: int = 1, num_workers: int = 4, seed: int = 0, pin_memory: bool = False
+    ) -> None:
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed, self.pin_memory = (
+            batch_size,
+            num_workers,
+            seed,
+            pin_memory,
+        )
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def _batches_done(self) -> int:
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
+
+    def _loader_kwargs(self) -> dict:
+        return dict(
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(
+                self.seed
+            ),  # keeps the global RNG untouched by loader setup
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = DrawSampler(len(self.train_set), shuffle=self.shuffle_train, seed=self.seed)
+        drop_last = len(self.train_set) >= self.batch_size
+        return ResumableDataLoader(
+            self.train_set, sampler, self._batches_done, drop_last=drop_last, **self._loader_kwargs()
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.val_set, sampler=DrawSampler(len(self.val_set), shuffle=False), **self._loader_kwargs()
+        )
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()

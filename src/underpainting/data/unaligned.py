@@ -10,9 +10,8 @@ import csv
 import logging
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from underpainting.data.download import fetch_cyclegan_dataset
 from underpainting.data.images import (
@@ -24,7 +23,7 @@ from underpainting.data.images import (
     validate_images,
 )
 from underpainting.data.labels import LabelSet
-from underpainting.data.sampling import DrawSampler, ResumableDataLoader
+from underpainting.data.sampling import DrawDataModule
 from underpainting.data.synthetic import SyntheticLandscapes
 from underpainting.data.transforms import Preprocess
 
@@ -52,49 +51,12 @@ class UnalignedDataset(Dataset):
         return {"A": self.load_A(index % self.size_A, g), "B": self.load_B(j, g)}
 
 
-class UnpairedDataModule(pl.LightningDataModule):
-    """Loader plumbing shared by the folder and synthetic sources: deterministic, shardable, resumable."""
+class UnpairedDataModule(DrawDataModule):
+    """Unpaired sources; with `serial_batches` A is visited in order and B in step with it."""
 
-    def __init__(
-        self, batch_size: int = 1, num_workers: int = 4, seed: int = 0, pin_memory: bool = False
-    ) -> None:
-        super().__init__()
-        self.batch_size, self.num_workers, self.seed, self.pin_memory = (
-            batch_size,
-            num_workers,
-            seed,
-            pin_memory,
-        )
-        self.train_set: UnalignedDataset | None = None
-        self.val_set: UnalignedDataset | None = None
-
-    def _batches_done(self) -> int:
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed if self.trainer else 0
-
-    def _loader_kwargs(self) -> dict:
-        return dict(
-            batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(
-                self.seed
-            ),  # keeps the global RNG untouched by loader setup
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        sampler = DrawSampler(len(self.train_set), shuffle=not self.train_set.serial_batches, seed=self.seed)
-        return ResumableDataLoader(
-            self.train_set, sampler, self._batches_done, drop_last=True, **self._loader_kwargs()
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.val_set, sampler=DrawSampler(len(self.val_set), shuffle=False), **self._loader_kwargs()
-        )
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+    @property
+    def shuffle_train(self) -> bool:
+        return not self.train_set.serial_batches
 
 
 def read_file_filter(file: str | Path, column: str | None = None, equals: str | None = None) -> set[str]:
