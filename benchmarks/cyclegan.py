@@ -14,7 +14,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,28 +21,14 @@ WARMUP = 2
 
 
 def measure(size: int, precision: str, steps: int, accelerator: str) -> dict:
-    import lightning.pytorch as pl
     import torch
 
     sys.path.insert(0, str(ROOT))
+    from benchmarks.step_timer import StepTimer
     from tests.conftest import compose_train
     from underpainting.train import run
 
-    class Timer(pl.Callback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_train_batch_start(self, *a) -> None:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            self.t = time.perf_counter()
-
-        def on_train_batch_end(self, *a) -> None:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            self.times.append(time.perf_counter() - self.t)
-
-    timer = Timer()
+    timer = StepTimer()
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_cyclegan_{size}_{precision}"
     cfg = compose_train(
         [

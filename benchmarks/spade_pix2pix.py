@@ -19,7 +19,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,28 +38,14 @@ MODELS = {
 def measure(
     model: str, size: int, precision: str, steps: int, batch: int, accelerator: str, vgg: str
 ) -> dict:
-    import lightning.pytorch as pl
     import torch
 
     sys.path.insert(0, str(ROOT))
+    from benchmarks.step_timer import StepTimer
     from tests.conftest import compose_train
     from underpainting.train import run
 
-    class Timer(pl.Callback):
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_train_batch_start(self, *a) -> None:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            self.t = time.perf_counter()
-
-        def on_train_batch_end(self, *a) -> None:
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            self.times.append(time.perf_counter() - self.t)
-
-    timer = Timer()
+    timer = StepTimer()
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_{model}_{size}_{precision}"
     overrides = [
         *MODELS[model],

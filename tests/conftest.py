@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -58,6 +59,15 @@ def make_cfg(tmp_path):
     return lambda overrides, subdir="", config_name="train": compose_train(
         overrides, tmp_path / subdir, config_name
     )
+
+
+@pytest.fixture
+def one_thread():
+    """2 shared cores: one intra-op thread is several times faster than two fighting other processes."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="session")

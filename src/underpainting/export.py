@@ -34,6 +34,15 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def _with_weights(module: nn.Module, state_dict: dict, path: str | Path) -> nn.Module:
+    """`module` with `state_dict` loaded, in eval mode; a mismatch names the file."""
+    try:
+        module.load_state_dict(state_dict)
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: weights do not fit the architecture in its own config ({e})") from e
+    return module.eval()
+
+
 def build_model(path: str | Path) -> tuple[pl.LightningModule, dict]:
     """The LightningModule a training checkpoint came from, weights loaded, in eval mode; and its run config."""
     ckpt = load_checkpoint(path)
@@ -42,12 +51,7 @@ def build_model(path: str | Path) -> tuple[pl.LightningModule, dict]:
         raise WeightsError(
             f"{path} was not written by underpainting's train.py (no embedded config or state_dict)"
         )
-    model = instantiate(cfg["model"])
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: weights do not fit the architecture in its own config ({e})") from e
-    return model.eval(), cfg
+    return _with_weights(instantiate(cfg["model"]), ckpt["state_dict"], path), cfg
 
 
 def exportable_names(model: nn.Module) -> tuple[str, ...]:
@@ -81,12 +85,7 @@ def load_generator(path: str | Path) -> tuple[nn.Module, dict]:
         raise WeightsError(
             f"{path} is not an exported generator; export one with `python -m underpainting.export`"
         )
-    net = instantiate(payload["config"])
-    try:
-        net.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        raise WeightsError(f"{path}: weights do not fit the architecture in its own config ({e})") from e
-    return net.eval(), payload
+    return _with_weights(instantiate(payload["config"]), payload["state_dict"], path), payload
 
 
 def main(argv: list[str] | None = None) -> int:
