@@ -139,6 +139,10 @@ def fix_state_dict(sd: Mapping[str, torch.Tensor], net: nn.Module) -> StateDict:
     return out
 
 
+def fit_hint(sd: Mapping[str, torch.Tensor], options: Mapping[str, object]) -> str | None:
+    return None  # every junyanz option that shapes the network is read from the file
+
+
 # ------------------------------------------------------------------------------------------------- writing
 def reference_options(net: nn.Module) -> dict:
     """The `test.py` options that rebuild `net` in the reference, or a WeightsError if its `define_G` cannot."""

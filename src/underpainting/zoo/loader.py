@@ -100,6 +100,8 @@ def _advice(module: ModuleType, sd: Mapping, source: str, given: Mapping, resolv
             f"+ dontcare {resolved.get('contain_dontcare_label')} + instance {not resolved.get('no_instance')}: "
             "set label_nc / contain_dontcare_label / no_instance (or dataset_mode) to what it was trained with."
         )
+    if hint := module.fit_hint(sd, resolved):
+        return hint
     other = detect_source(sd)
     if other is not None and other != source:
         return f"It looks like a {other} generator: pass source={other} (--source {other})."

@@ -194,6 +194,19 @@ def network_config(options: Mapping[str, object]) -> dict:
     }
 
 
+def fit_hint(sd: Mapping[str, torch.Tensor], options: Mapping[str, object]) -> str | None:
+    """The one size the shapes cannot say: with the style encoder, fc projects z onto the latent sh x sw."""
+    fc = sd.get("fc.weight")
+    if fc is None or fc.ndim != 2:
+        return None
+    cells = fc.shape[0] // (16 * int(options["ngf"]))
+    return (
+        f"Its fc projects z onto {fc.shape[0]} = 16*ngf*sh*sw values, so sh*sw = {cells}: set crop_size, "
+        "aspect_ratio and num_upsampling_layers to what it was trained with (sw = crop_size / 2**(5, 6 or 7 for "
+        "normal/more/most), sh = sw / aspect_ratio)."
+    )
+
+
 def fix_state_dict(sd: Mapping[str, torch.Tensor], net: nn.Module) -> StateDict:
     return dict(sd)  # the key renames are all there is
 
