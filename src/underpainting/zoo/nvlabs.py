@@ -244,8 +244,20 @@ def reference_options(net: nn.Module, labels: int, dontcare: bool, instance: boo
     }
 
 
+# architecture.py SPADEResnetBlock.__init__ creates its convs before its norms; the project's block interleaves them.
+_BLOCK_ORDER = ("conv_0", "conv_1", "conv_s", "norm_0", "norm_1", "norm_s")
+
+
 def to_reference(net: nn.Module) -> OrderedDict[str, torch.Tensor]:
-    return OrderedDict((to_reference_key(k), v.detach().cpu().clone()) for k, v in net.state_dict().items())
+    """`net`'s weights under the reference's names and in its `state_dict()` order (CPU tensors)."""
+    items = [(to_reference_key(k), v.detach().cpu().clone()) for k, v in net.state_dict().items()]
+    top = list(dict.fromkeys(k.split(".")[0] for k, _ in items))
+
+    def rank(item: tuple[str, torch.Tensor]) -> tuple[int, int]:
+        parts = item[0].split(".")
+        return top.index(parts[0]), _BLOCK_ORDER.index(parts[1]) if parts[1] in _BLOCK_ORDER else 0
+
+    return OrderedDict(sorted(items, key=rank))
 
 
 def reference_command(options: Mapping[str, object], checkpoints_dir: str, name: str) -> str:
