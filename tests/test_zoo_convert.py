@@ -207,3 +207,36 @@ def test_published_pix2pix_stage_protocols(shared_dir, tmp_path, labels):
     assert (a - scenes[("paper", 1)][0]).abs().max() > 0.05 and (
         a - scenes[("eval", 0)][0]
     ).abs().max() > 0.05
+
+
+def test_paint_photos_writes_paintings_and_a_contact_sheet(shared_dir, tmp_path):
+    """`python -m underpainting.zoo paint`: each photo through each painter (long side capped), one sheet."""
+    from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
+    from underpainting.zoo.__main__ import main as zoo_main
+
+    fx = refs_fixture(shared_dir, "cyclegan_resnet9_ngf8")
+    torch.save(fx["state_dict"], tmp_path / "style_x.pth")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    tensor_to_pil(fx["input"][0]).save(photos / "a.png")
+    Image.new("RGB", (120, 80), (30, 120, 200)).save(photos / "b.png")
+    out = tmp_path / "out"
+    args = [
+        "paint",
+        str(photos),
+        "--model",
+        str(tmp_path / "style_x.pth"),
+        "--out",
+        str(out),
+        "--max-side",
+        "64",
+    ]
+    assert zoo_main(args) == 0
+    assert Image.open(out / "contact_sheet.png").width > 2 * 256
+    with torch.no_grad():
+        expected = load_generator(tmp_path / "style_x.pth")(pil_to_tensor(load_rgb(photos / "a.png"))[None])[
+            0
+        ]
+    painted = pil_to_tensor(Image.open(out / "a" / "style_x.png"))
+    assert (painted - expected).abs().max() <= 1 / 127.5 + 1e-4  # 8-bit PNG rounding only
+    assert Image.open(out / "b" / "style_x.png").size == (64, 43)

@@ -1,10 +1,12 @@
-"""`python -m underpainting.zoo list | download NAME... | info SRC | convert SRC --out FILE` (see docs/pretrained.md)."""
+"""`python -m underpainting.zoo list | download NAME... | info SRC | convert SRC --out FILE | paint PHOTOS --model NAME`
+(see docs/pretrained.md)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+import torch
 import yaml
 
 from underpainting.errors import UserError
@@ -37,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="reference option")
         if name == "convert":
             c.add_argument("--out", required=True, help="e.g. style_vangogh.ckpt")
+    t = sub.add_parser(
+        "paint", help="photos -> paintings with published CycleGAN painters, one contact sheet"
+    )
+    t.add_argument("photos", help="a photo or a folder of photos")
+    t.add_argument("--model", action="append", required=True, help="style_vangogh, a .pth, ... (repeatable)")
+    t.add_argument(
+        "--out", default="outputs/zoo_paint", help="folder for the paintings and contact_sheet.png"
+    )
+    t.add_argument("--max-side", type=int, default=512, help="paint at most this many px on the long side")
+    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p
 
 
@@ -51,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "download":
             for name in args.names:
                 print(download(name, host=args.mirror))
+        elif args.command == "paint":
+            from underpainting.zoo.paint import paint_photos
+
+            print(paint_photos(args.photos, args.model, args.out, args.max_side, args.device))
         else:
             src = resolve(args.src, allow_download=False)
             options = _options(args.option)
