@@ -130,3 +130,22 @@ def test_cli(served, capsys):
     assert "netG=resnet_9blocks ngf=8" in capsys.readouterr().out
     assert main(["download", "sat2map"]) == 1
     assert "name one of them" in capsys.readouterr().err
+
+
+def test_infer_stage_takes_a_name_and_fetches_it(served, cache, monkeypatch):
+    """`stage2.cyclegan.checkpoint=style_vangogh`: fetched into the cache on first use (or refused when downloads
+    are off, naming the command that fetches it)."""
+    from tests.conftest import ROOT
+    from underpainting.data.labels import LabelSet
+    from underpainting.inference.stages import CycleGANPainting
+
+    server, fx = served
+    labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
+    monkeypatch.setenv("UNDERPAINTING_ZOO_MIRROR", server.url)
+    with pytest.raises(WeightsError, match="python -m underpainting.zoo download cyclegan/style_vangogh"):
+        CycleGANPainting("style_vangogh", download=False).setup(labels, torch.device("cpu"))
+    stage = CycleGANPainting("style_vangogh")
+    stage.setup(labels, torch.device("cpu"))
+    assert (cache / "cyclegan" / "style_vangogh.pth").is_file() and len(server.requests) == 1
+    with torch.no_grad():
+        assert (stage.net(fx["input"]) - fx["output_eval"]).abs().max() < 1e-5

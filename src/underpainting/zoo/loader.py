@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 
@@ -150,16 +151,16 @@ def read_published(
         raise WeightsError(
             f"unknown {source} option(s) {', '.join(unknown)}; the reference names are {', '.join(module.OPTIONS)}"
         )
-    if source == "junyanz":
-        resolved = junyanz.resolve_options(sd, options)
-    else:
-        resolved = nvlabs.resolve_options(sd, options, from_file)
     try:
+        if source == "junyanz":
+            resolved = junyanz.resolve_options(sd, options)
+        else:
+            resolved = nvlabs.resolve_options(sd, options, from_file)
         config = module.network_config(resolved)
         net = _build(config, device)
     except WeightsError as e:
         raise WeightsError(f"{where}: {e}") from e
-    except (TypeError, ValueError) as e:  # a network constructor refusing the options
+    except (TypeError, ValueError, InstantiationException) as e:  # a network constructor refusing the options
         raise WeightsError(f"{where}: the options {describe(resolved)} build no network ({e})") from e
     sd = module.fix_state_dict(sd, net)
     expected = {module.to_reference_key(k): v for k, v in net.state_dict().items()}
