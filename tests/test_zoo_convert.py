@@ -173,6 +173,10 @@ def test_published_spade_and_cyclegan_paint_a_sketch(shared_dir, tmp_path, label
         expected = net(semantics(ids[None], labels, space))
     assert (scene - expected[0].clamp(-1, 1)).abs().max() < 1e-4
     assert (result.out_dir / "contact_sheet.png").is_file()
+    converted = convert(tmp_path / "checkpoints" / "ade20k_pretrained", tmp_path / "ade20k.ckpt")
+    stage = GeneratorScene(str(converted), ["underpainting.models.spade.SPADEModel"], "x")
+    stage.setup(labels, CPU)
+    assert (stage(ids, Style())[0] - scene).abs().max() < 1e-5  # the label space travels in the file
 
 
 def test_published_spade_without_a_known_label_space_says_what_to_set(shared_dir, tmp_path, labels):
