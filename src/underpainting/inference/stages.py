@@ -1,7 +1,8 @@
 """The two stages of sketch inference, each built from `conf/infer/stage{1,2}/*.yaml`.
 
-Stage 1 (sketch -> scene): `GeneratorScene` (a trained SPADE or pix2pix checkpoint) or `ProceduralScene` (the
-synthetic renderer, no learned model, labelled as such on every sheet).
+Stage 1 (sketch -> scene): `GeneratorScene` (a trained SPADE or pix2pix checkpoint, or a published one read by
+`underpainting.zoo`) or `ProceduralScene` (the synthetic renderer, no learned model, labelled as such on every
+sheet).
 Stage 2 (scene -> painting): `CycleGANPainting` (photo -> painting generator) and `NSTPainting` (semantic style
 transfer guided by the sketch and the style painting's label map).
 
@@ -25,6 +26,7 @@ from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
 from underpainting.errors import UserError, WeightsError
 from underpainting.export import build_model, load_checkpoint
 from underpainting.inference.tiling import run_large
+from underpainting.models.pix2pix import protocol_mode
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +67,22 @@ def suggest_checkpoints(
     return found
 
 
-def missing_checkpoint_error(key: str, train_command: str, targets: Sequence[str]) -> UserError:
+def missing_checkpoint_error(
+    key: str, train_command: str, targets: Sequence[str], published: str = ""
+) -> UserError:
     hint = suggest_checkpoints(targets)
     found = f" Found: {', '.join(str(p) for p in hint)}." if hint else ""
     return UserError(
         f"`{key}` is not set: no checkpoint for this stage. Train one with `{train_command}` and pass "
-        f"`{key}=outputs/train/<run>/checkpoints/last.ckpt` (no weights are shipped with the repo).{found}"
+        f"`{key}=outputs/train/<run>/checkpoints/last.ckpt` (no weights are shipped with the repo).{found}{published}"
     )
+
+
+def find_published(checkpoint: str, source: str, options: dict | None, download: bool):
+    """A published generator (`underpainting.zoo`: .pth, SPADE folder, model name, converted file) or None."""
+    from underpainting.zoo import find_published as find
+
+    return find(checkpoint, source, download, **dict(options or {}))
 
 
 def check_labels(ckpt_labels: dict | None, labels: LabelSet, path: Path) -> None:
@@ -160,6 +171,9 @@ class GeneratorScene:
         tile / overlap: tiling for sketches larger than `tile` px (with the encoder: tiles of its crop size).
         scale: run the generator on the label map resized by this factor (e.g. training size / sketch size, so
             regions have the size the model learnt), then resize the scene back to the sketch's size.
+        source / options / download: for published files (`underpainting.zoo`): junyanz, nvlabs or auto; the
+            reference's option names; fetch a model name missing from the cache.
+        test_protocol: pix2pix's "paper" (dropout on, test-image statistics) or "eval"; None: the checkpoint's.
     """
 
     def __init__(
@@ -175,17 +189,30 @@ class GeneratorScene:
         seed: int = 0,
         key: str = "stage1.checkpoint",
         scale: float = 1.0,
+        source: str = "auto",
+        options: dict | None = None,
+        download: bool = True,
+        test_protocol: str | None = None,
     ) -> None:
         self.scale = float(scale)
+        self.source, self.options, self.download = source, options, download
+        self.test_protocol = test_protocol
         self.checkpoint, self.targets, self.train_command = checkpoint, list(targets), train_command
         self.name, self.num_styles, self.style_image = name, num_styles, style_image
         self.tile, self.overlap, self.seed, self.key = tile, overlap, seed, key
 
     def setup(self, labels: LabelSet, device: torch.device) -> None:
         if not self.checkpoint:
-            raise missing_checkpoint_error(self.key, self.train_command, self.targets)
+            published = " Or a published SPADE: `stage1.checkpoint=<checkpoints>/ade20k_pretrained` (docs/pretrained.md)."
+            raise missing_checkpoint_error(self.key, self.train_command, self.targets, published)
         self.labels, self.device = labels, device
-        self.module = load_stage_module(self.checkpoint, self.key, self.targets, labels).to(device)
+        if (pub := find_published(self.checkpoint, self.source, self.options, self.download)) is not None:
+            from underpainting.zoo.scene import published_scene
+
+            self.module = published_scene(pub, labels, self.targets, self.key).to(device)
+        else:
+            self.module = load_stage_module(self.checkpoint, self.key, self.targets, labels).to(device)
+        self.protocol = self.test_protocol or getattr(self.module.hparams, "test_protocol", "eval")
         if getattr(self.module.hparams, "use_instance", False):
             raise WeightsError(
                 f"{self.checkpoint} was trained with instance maps (model.use_instance=true); sketches have none"
@@ -232,8 +259,10 @@ class GeneratorScene:
             def fn(c: torch.Tensor, z=z) -> torch.Tensor:
                 return self.G(c, z) if z is not None else self.G(c)
 
-            out = run_large(fn, cond, net=self.G, tile=tile, overlap=overlap, multiple=stride, fixed_size=fixed,
-                            stats_mode="nearest")  # fmt: skip
+            # pix2pix's paper protocol: dropout on, batch norm with this sketch's own statistics
+            with protocol_mode(self.G, self.protocol, self.seed):
+                out = run_large(fn, cond, net=self.G, tile=tile, overlap=overlap, multiple=stride,
+                                fixed_size=fixed, stats_mode="nearest")  # fmt: skip
             scenes.append(_resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1))
         return scenes
 
@@ -243,7 +272,8 @@ class CycleGANPainting:
     """Stage 2: a CycleGAN generator (photo -> painting, `G_BA` by default) applied to the scene, tiled when large
     (`scale`: run at this fraction of the scene's size, then resize back, as for `GeneratorScene`).
 
-    `checkpoint` is a `train.py` checkpoint or a generator exported by `python -m underpainting.export`."""
+    `checkpoint` is a `train.py` checkpoint, a generator exported by `python -m underpainting.export`, or a
+    published junyanz generator (`style_vangogh`, a `.pth`, or a `python -m underpainting.zoo convert` file)."""
 
     TARGETS = ("underpainting.models.cyclegan.CycleGAN",)
 
@@ -258,18 +288,30 @@ class CycleGANPainting:
         key: str = "stage2.cyclegan.checkpoint",
         train_command: str = "python train.py experiment=quickstart",
         scale: float = 1.0,
+        source: str = "auto",
+        options: dict | None = None,
+        download: bool = True,
     ) -> None:
         self.scale = float(scale)
+        self.source, self.options, self.download = source, options, download
         self.checkpoint, self.name, self.generator = checkpoint, name, generator
         self.tile, self.overlap, self.stats_max_side, self.key = tile, overlap, stats_max_side, key
         self.train_command = train_command
 
     def setup(self, labels: LabelSet, device: torch.device) -> None:
         if not self.checkpoint:
-            raise missing_checkpoint_error(self.key, self.train_command, self.TARGETS)
+            published = (
+                " Or a published painter: `stage2.cyclegan.checkpoint=style_vangogh` (docs/pretrained.md)."
+            )
+            raise missing_checkpoint_error(self.key, self.train_command, self.TARGETS, published)
         path = Path(self.checkpoint)
-        payload = load_checkpoint(path)
-        if "underpainting_config" in payload:
+        pub = find_published(self.checkpoint, self.source, self.options, self.download)
+        payload = load_checkpoint(path) if pub is None else {}
+        if pub is not None:
+            if pub.source != "junyanz":
+                raise WeightsError(f"`{self.key}`={path} is a {pub.source} generator, not a CycleGAN painter")
+            self.net = pub.net
+        elif "underpainting_config" in payload:
             module = load_stage_module(path, self.key, self.TARGETS, labels)
             if not hasattr(module, self.generator):
                 raise WeightsError(f"{path} has no network {self.generator!r}; it has {module.exportable}")

@@ -5,11 +5,17 @@ Training follows the reference `pix2pix_model.optimize_parameters`: one forward,
 (loss halved, Sec. 3.3 / 6.2) and a G step with D frozen. The generator sees the label map as the sketch's RGB
 colours (`input_mode="color"`, as the reference datasets store labels: 3 channels, the reference parameter counts),
 or one-hot (`input_mode="onehot"`, one channel per class).
+
+At test time (validation, samples, export, `infer.py`) the generator follows the paper's protocol by default
+(`test_protocol="paper"`, Sec. 3.3; the reference's `test.py` without `--eval`): dropout stays on and batch norm
+uses the statistics of the test batch, which the reference's test.py fixes at one image. `test_protocol="eval"`
+is plain eval mode (running statistics, no dropout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -22,6 +28,49 @@ from underpainting.data.labels import LabelSet
 from underpainting.errors import UserError
 from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.spade import LabelToImage, label_one_hot
+
+EvalProtocol = Literal["paper", "eval"]
+
+
+@contextmanager
+def protocol_mode(
+    net: nn.Module, protocol: EvalProtocol = "paper", seed: int | None = None
+) -> Iterator[nn.Module]:
+    """Within the block, `net` follows `protocol`. "paper": every dropout active and every batch norm normalising
+    with the statistics of its input batch, its running statistics left untouched; "eval": `net` as it is.
+    `seed` fixes the dropout draws in a forked RNG, so the caller's random stream is not consumed."""
+    if protocol not in ("paper", "eval"):
+        raise UserError(f"test_protocol must be 'paper' or 'eval', got {protocol!r}")
+    if protocol == "eval":
+        yield net
+        return
+    saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in net.modules()]
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.training, m.track_running_stats = True, False  # batch statistics, no running-stat update
+        elif isinstance(m, nn.modules.dropout._DropoutNd):
+            m.training = True
+    cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=cuda, enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            yield net
+    finally:
+        for m, training, track in saved:
+            m.training = training
+            if track is not None:
+                m.track_running_stats = track
+
+
+def run_with_protocol(
+    net: nn.Module, x: torch.Tensor, protocol: EvalProtocol, seed: int | None = None
+) -> torch.Tensor:
+    """`net(x)` under `protocol`; "paper" runs each image alone (the reference's test batch of one)."""
+    if protocol == "eval":
+        return net(x)
+    with protocol_mode(net, protocol, seed):
+        return torch.cat([net(x[i : i + 1]) for i in range(x.shape[0])])
 
 
 def _first_conv_in(net: nn.Module) -> int | None:
@@ -41,11 +90,14 @@ class Pix2Pix(LabelToImage):
         input_mode: Literal["color", "onehot"] = "color",
         gan_mode: GANMode = "vanilla",
         lambda_L1: float = 100.0,
+        test_protocol: EvalProtocol = "paper",
         seed: int = 0,
     ) -> None:
         super().__init__(labels)
         if input_mode not in ("color", "onehot"):
             raise ValueError(f"input_mode must be 'color' or 'onehot', got {input_mode!r}")
+        if test_protocol not in ("paper", "eval"):
+            raise ValueError(f"test_protocol must be 'paper' or 'eval', got {test_protocol!r}")
         self.automatic_optimization = False
         self.save_hyperparameters(ignore=["G", "D", "labels", "optimizer_G", "optimizer_D", "scheduler"])
         self.G, self.D = G, D
@@ -77,7 +129,9 @@ class Pix2Pix(LabelToImage):
         return self.G(condition)
 
     def generate(self, batch: dict) -> torch.Tensor:
-        return self.G(self.condition(batch["label"], batch.get("path")))
+        """Test-time output under `test_protocol` (dropout draws seeded: validation numbers are reproducible)."""
+        cond = self.condition(batch["label"], batch.get("path"))
+        return run_with_protocol(self.G, cond, self.hparams.test_protocol, self.hparams.seed)
 
     def configure_optimizers(self):
         opt_g, opt_d = self.optimizer_G(self.G.parameters()), self.optimizer_D(self.D.parameters())
