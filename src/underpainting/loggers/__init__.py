@@ -78,7 +78,8 @@ def _hydra_choices() -> dict[str, str]:
     if not HydraConfig.initialized():
         return {}
     choices = HydraConfig.get().runtime.choices
-    return {f"choice/{k}": str(v) for k, v in choices.items() if not k.startswith("hydra") and v is not None}
+    skip = ("hydra", "paths", "labels", "local")  # bookkeeping, not part of the attempt
+    return {f"choice/{k}": str(v) for k, v in choices.items() if not k.startswith(skip) and v is not None}
 
 
 class TensorBoardLogger(_TensorBoardLogger):

@@ -95,7 +95,9 @@ def kid_subset_size(n_generated: int, n_reference: int, requested: int = KID_SUB
 def higher_is_better(name: str) -> bool:
     """Direction of a logged number, for "best" values: PSNR/SSIM/accuracy/IoU go up, distances and losses down."""
     leaf = name.rsplit("/", 1)[-1].lower()
-    return leaf.startswith(("psnr", "ssim", "acc", "iou", "miou", "precision", "recall", "is_"))
+    return leaf.startswith(
+        ("psnr", "ssim", "acc", "iou", "miou", "precision", "recall", "is_", "sketches_ok")
+    )
 
 
 def size_notes(n_generated: int, n_reference: int, num_features: int) -> list[str]:
