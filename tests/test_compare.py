@@ -134,7 +134,8 @@ def test_the_page_shows_metrics_first_then_only_differing_config(runs_root, tmp_
     header = train[: train.index("</thead>")]
     assert header.index("val/fid") < header.index("lambda_A")  # metrics before config
     cfg_cols = re.findall(r"<th class='cfg' data-key='([^']+)'", header)
-    assert sorted(cfg_cols) == ["model.lambda_A", "model.lambda_identity"]  # nothing else differs
+    # nothing else differs (the first run is bf16), grouped model before trainer
+    assert cfg_cols == ["model.lambda_A", "model.lambda_identity", "trainer.precision"]
     for name in ("idt05", "idt0", "tb", "csv"):  # each run's own numbers, whatever logged them
         row = train[train.index(f"<b>{name}</b>") :].split("</tr>")[0]
         fid = runs[name].metrics["val/fid"]

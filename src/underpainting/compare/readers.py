@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def read_tensorboard(log_dir: Path) -> tuple[Series, dict]:
     """Scalars of every event file in `log_dir` (one run), and its `hparams.yaml` when Lightning wrote one."""
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # it logs every event file it opens
     acc = EventAccumulator(str(log_dir), size_guidance={SCALARS: 0})
     acc.Reload()
     series: Series = {}
