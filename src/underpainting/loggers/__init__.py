@@ -44,7 +44,7 @@ class RunSummary:
             if not key.startswith(METRIC_PREFIXES) or math.isnan(v):
                 continue
             self.last[key] = v
-            if key.startswith(BEST_PREFIXES):
+            if key.startswith(BEST_PREFIXES) and not key.endswith("_std"):  # a spread has no "best"
                 better = max if higher_is_better(key) else min
                 self.best[key] = better(v, self.best.get(key, v))
 
