@@ -156,7 +156,7 @@ def _table(task: str, runs: Sequence[Run], protocol_ids: dict[str, str]) -> str:
     sources = sorted({s for r in runs for s in r.sources})
     out.append(
         f"<div class='small'>{len(runs)} runs; numbers read from {', '.join(sources) or 'nothing'}; "
-        f"{len(config)} config keys differ.</div>"
+        f"<span class='ndiff'>{len(config)}</span> config keys differ among the runs shown.</div>"
     )
     return "".join(out)
 
@@ -182,9 +182,9 @@ def _cards(runs: Sequence[Run]) -> str:
     if not cards:
         return ""
     return (
-        "<h2>Samples side by side</h2><div class='small'>Training runs: the latest grid (the sample-grid callback "
-        "always renders the same fixed validation inputs, so the grids line up). Inference runs: the overview of "
-        "every sketch.</div><div class='cards'>" + "".join(cards) + "</div>"
+        "<div class='pictures'><h2>Samples side by side</h2><div class='small'>Training runs: the latest grid (the "
+        "sample-grid callback always renders the same fixed validation inputs, so the grids line up). Inference "
+        "runs: the overview of every sketch.</div><div class='cards'>" + "".join(cards) + "</div></div>"
     )
 
 
@@ -194,9 +194,9 @@ def _sheets(runs: Sequence[Run]) -> str:
     sketches = sorted({s for r in with_sheets for s in r.sheets})
     if not sketches:
         return ""
-    out = ["<h2>Contact sheets: the same sketch, every attempt</h2>"]
+    out = ["<div class='pictures'><h2>Contact sheets: the same sketch, every attempt</h2>"]
     for sketch in sketches:
-        out.append(f"<h3>{e(sketch)}</h3><div class='cards'>")
+        out.append(f"<div class='sheet-group'><h3>{e(sketch)}</h3><div class='cards'>")
         for r in with_sheets:
             if sketch in r.sheets:
                 out.append(
@@ -205,7 +205,8 @@ def _sheets(runs: Sequence[Run]) -> str:
                     f"<img alt='{e(sketch)} by {e(r.name)}' src='{_data_uri(r.sheets[sketch], MAX_SHEET_WIDTH)}'>"
                     "</div>"
                 )
-        out.append("</div>")
+        out.append("</div></div>")
+    out.append("</div>")
     return "".join(out)
 
 
@@ -263,10 +264,13 @@ function apply(){
     heads.forEach((th, i) => {
       const cells = [...table.tBodies[0].rows].map(r => r.cells[i]);
       cells.forEach(c => c.classList.remove('best'));
+      let hide = false;
       if(th.classList.contains('cfg')){  /* only the keys that still differ among the rows shown */
-        const same = new Set(rows.map(r => r.cells[i].textContent)).size <= 1 && rows.length > 1;
-        [th, ...cells].forEach(c => c.classList.toggle('hidden', same));
+        hide = new Set(rows.map(r => r.cells[i].textContent)).size <= 1 && rows.length > 1;
+      } else if(th.dataset.dir !== undefined || th.classList.contains('loss')){  /* numbers none of them has */
+        hide = rows.length > 0 && rows.every(r => r.cells[i].dataset.v === '' && r.cells[i].textContent === '\u2014');
       }
+      [th, ...cells].forEach(c => c.classList.toggle('hidden', hide));
       if(th.dataset.dir){
         const vals = rows.map(r => parseFloat(r.cells[i].dataset.v)).filter(v => !isNaN(v));
         if(vals.length > 1){
@@ -281,7 +285,11 @@ function apply(){
         && !(h.classList.contains('loss') && !document.body.classList.contains('show-losses'))).length;
       g.colSpan = Math.max(shown, 1); g.classList.toggle('hidden', shown === 0);
     });
+    const n = heads.filter(h => h.classList.contains('cfg') && !h.classList.contains('hidden')).length;
+    table.closest('section').querySelector('.ndiff').textContent = n;
   });
+  $$('.sheet-group').forEach(g => g.classList.toggle('hidden', !g.querySelector('.card:not(.hidden)')));
+  $$('.pictures').forEach(g => g.classList.toggle('hidden', !g.querySelector('.card:not(.hidden)')));
 }
 $$('table.runs tr:nth-child(2) th').forEach(th => th.addEventListener('click', () => sortTable(th)));
 $$('.filters select, .filters input').forEach(el => el.addEventListener('change', apply));

@@ -194,22 +194,33 @@ def _infer_metrics(run: Run) -> None:
     run.sources.append("summary.json")
 
 
+_CHOICE = re.compile(r"\$\{hydra:runtime\.choices\.([^}]+)\}")
+_STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})_(\d{2})-(\d{2})-(\d{2})_?")
+
+
+def _resolve_choices(value: str, choices: dict) -> str:
+    """Hydra saves the config unresolved: `${hydra:runtime.choices.model}` -> the option the run chose."""
+    return _CHOICE.sub(lambda m: str(choices.get(m[1], m[0])), value)
+
+
 def load_run(run_dir: Path, root: Path) -> Run:
     rel = run_dir.relative_to(root).as_posix() if run_dir != root else run_dir.name
     run = Run(path=run_dir, name=rel)
     raw = _yaml(run_dir / ".hydra" / "config.yaml")
     if not isinstance(raw, dict):
         run.error, raw = "unreadable .hydra/config.yaml", {}
-    run.config = _flatten(raw)
-    run.overrides = [str(o) for o in (_yaml(run_dir / ".hydra" / "overrides.yaml") or [])]
     choices = _choices(run_dir)
+    run.config = {k: _resolve_choices(v, choices) for k, v in _flatten(raw).items()}
+    run.overrides = [str(o) for o in (_yaml(run_dir / ".hydra" / "overrides.yaml") or [])]
     run.task = str(raw.get("task_name") or "train")
-    run.run_name = str(raw.get("run_name") or run_dir.name)
+    run.run_name = run.config.get("run_name", "")
+    if not run.run_name or "${" in run.run_name:  # the folder is <time>_<run_name> (Hydra's run.dir pattern)
+        run.run_name = _STAMP.sub("", run_dir.name, count=1) or run_dir.name
     run.experiment = str(choices.get("experiment") or "")
     run.model = _model_name(run.task, choices, run.config)
     tags = raw.get("tags") or []
     run.tags = [str(t) for t in (tags if isinstance(tags, list) else [tags])]
-    stamp = re.match(r"(\d{4}-\d{2}-\d{2})_(\d{2})-(\d{2})-(\d{2})", run_dir.name)
+    stamp = _STAMP.match(run_dir.name)
     run.started = f"{stamp[1]} {stamp[2]}:{stamp[3]}:{stamp[4]}" if stamp else ""
     _read_metrics(run)
     if run.task == "infer":
