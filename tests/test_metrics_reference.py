@@ -59,6 +59,7 @@ class _Images(torch.utils.data.Dataset):
         return self.u8[i]
 
 
+@pytest.mark.slow  # ~10 s on 2 free cores: 40 Inception stems at 299 px, ours and torch-fidelity's
 def test_torch_fidelity_mode_gives_torch_fidelitys_features_fid_and_kid(random_inception, one_thread):
     import torch_fidelity
 
