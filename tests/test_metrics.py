@@ -69,15 +69,29 @@ def test_frechet_distance_of_a_set_with_itself_is_zero():
     assert abs(float(fid.compute())) < 1e-6
 
 
-def test_kid_matches_numpy_and_adapts_subset_size():
-    real, fake = _features(2, 30, 16), _features(3, 30, 16, shift=0.5)
-    kid = KID(Precomputed(16), subsets=5)  # default subset size 1000 > 30: shrinks instead of raising
+def _kid(real: np.ndarray, fake: np.ndarray, **kw) -> tuple[KID, float, float]:
+    kid = KID(Precomputed(real.shape[1]), **kw)
     kid.update(torch.from_numpy(real), real=True)
     kid.update(torch.from_numpy(fake), real=False)
     mean, std = kid.compute()
+    return kid, float(mean), float(std)
+
+
+def test_kid_matches_numpy_on_whole_sets():
+    real, fake = _features(2, 30, 16), _features(3, 30, 16, shift=0.5)
+    kid, mean, std = _kid(real, fake, subsets=5, subset_size=30)
     assert kid.used_subset_size == 30
-    assert float(mean) == pytest.approx(_kid_numpy(real, fake), rel=1e-6)
-    assert float(std) == pytest.approx(0.0, abs=1e-9)  # every subset is the whole set
+    assert mean == pytest.approx(_kid_numpy(real, fake), rel=1e-6)
+    assert std == pytest.approx(0.0, abs=1e-9)  # every subset is the whole set
+
+
+def test_kid_on_a_set_smaller_than_the_subset_size_uses_half_of_it_and_has_a_real_std():
+    """Before: subsets shrank to the whole set, so kid_std was ~1e-16 however noisy the estimate was."""
+    real, fake = _features(2, 30, 16), _features(3, 30, 16, shift=0.5)
+    kid, mean, std = _kid(real, fake, subsets=50)  # default subset size 1000 > 30
+    assert kid.used_subset_size == 15
+    assert std > 0.05 * abs(mean)  # subsets of 15 out of 30 differ: their spread is visible
+    assert abs(mean - _kid_numpy(real, fake)) < 3 * std  # unbiased: the mean stays near the whole-set value
 
 
 def test_kid_subsets_are_seeded():
@@ -90,7 +104,7 @@ def test_kid_subsets_are_seeded():
         values.append(tuple(float(v) for v in kid.compute()))
     assert values[0] == values[1]
     assert values[0][1] > 0  # subsets of 20 out of 50/60 differ
-    assert kid_subset_size(50, 60, 20) == 20 and kid_subset_size(12, 60) == 12
+    assert kid_subset_size(50, 60, 20) == 20 and kid_subset_size(12, 60) == 6 and kid_subset_size(3, 60) == 0
 
 
 def test_artfid_formula():
@@ -140,14 +154,18 @@ def test_evaluator_protocol_names_stand_in_and_small_sets(random_lpips):
     assert m["artfid"] == pytest.approx(1.0 + m["fid"])
     text = str(proto)
     assert "STAND-IN" in text and "n_generated=8" in text and "n_reference=8" in text
-    assert "KID 100x8" in text and "singular" in text and "bilinear+antialias" in text
+    assert "KID 100x4" in text and "fewer than the subset size 1000" in text
+    assert (
+        "singular" in text and "bilinear+antialias" in text
+    )  # stand-ins resize with torch's antialiased bilinear
 
 
 def test_evaluator_too_few_images_gives_nan_with_a_note():
     ev = Evaluator(RandomFeatures(num_features=8))
     ev.update(torch.zeros(1, 3, 32, 32), reference=torch.zeros(1, 3, 32, 32))
     out = ev.compute()
-    assert math.isnan(out["metrics"]["fid"]) and "undefined" in str(out["protocol"])
+    assert math.isnan(out["metrics"]["fid"]) and math.isnan(out["metrics"]["kid"])
+    assert "FID undefined" in str(out["protocol"]) and "KID needs at least 4" in str(out["protocol"])
 
 
 def test_missing_weights_offline_name_the_cache_path_and_key(tmp_path, monkeypatch):

@@ -83,5 +83,9 @@ def test_metrics_sync_across_two_cpu_ranks(tmp_path):
         pairs = model.eval_pairs((x, y))
         ev.update(pairs["generated"], pairs["reference"])
     single = ev.compute()["metrics"]
-    for key in ("fid", "kid", "lpips"):
+    for key in ("fid", "lpips"):
         assert logged["metrics"][key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
+    # KID's subsets are drawn by position (as torch-fidelity draws them) and the ranks' features arrive in another
+    # order than one process reads them: a different draw of the same estimator, so equal within its spread
+    assert logged["metrics"]["kid_std"] > 0 and single["kid_std"] > 0
+    assert abs(logged["metrics"]["kid"] - single["kid"]) < logged["metrics"]["kid_std"] + single["kid_std"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -15,13 +14,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from underpainting.errors import UserError
+from underpainting.loggers import summarize_loggers
+from underpainting.utils.config_tree import print_config_tree
 from underpainting.utils.loggers import configure_wandb_mode
+from underpainting.utils.quiet import quiet
 
 log = logging.getLogger(__name__)
-
-# Checkpoints taken after the optimizer steps are what exact resume needs (tested); Lightning's advice to save the
-# pre-step state does not apply, so its warning about it is noise.
-warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
 
 
 class EmbedConfig(pl.Callback):
@@ -45,6 +43,9 @@ def _instantiate_group(group: DictConfig | None) -> list:
 
 def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, float]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    quiet()  # known third-party noise, each filter explained in utils/quiet.py
+    if cfg.get("print_config", True):
+        print_config_tree(cfg, cfg.paths.output_dir)
     configure_wandb_mode()
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
@@ -69,6 +70,7 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
 
     if trainer.is_global_zero:
         _report(cfg, trainer, metrics)
+    summarize_loggers(loggers, trainer.global_step)  # TensorBoard HParams, W&B best values
     for logger in loggers:
         logger.finalize("success")
     if "wandb" in (cfg.get("logger") or {}):

@@ -50,6 +50,7 @@ def evaluate_folders(
     lpips_weights: str = "imagenet",
     batch_size: int = 16,
     kid_subset_size: int = protocol.KID_SUBSET_SIZE,
+    fid_mode: str = protocol.FID_MODE,
 ) -> dict:
     """Metrics between folders; see the module docstring. Returns the dict that the command writes as JSON."""
     gen, ref = list_images(generated), list_images(reference)
@@ -76,7 +77,7 @@ def evaluate_folders(
         else None
     )
     ev = Evaluator(
-        build_feature(feature, weights),
+        build_feature(feature, weights, fid_mode),
         lpips=lp_net,
         lpips_pairs=pairs,
         artfid=cont is not None and lp_net is not None,
@@ -124,6 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="FID/KID features; anything but inception is a stand-in and is labelled so",
     )
     p.add_argument("--weights", help="local weights file for --feature")
+    p.add_argument(
+        "--fid-mode",
+        default=protocol.FID_MODE,
+        choices=list(protocol.FID_MODES),
+        help="how images reach Inception: clean (clean-fid's default) or torch_fidelity (torch-fidelity/torchmetrics)",
+    )
     p.add_argument("--lpips", default=protocol.LPIPS_NET, help="alex | vgg | none")
     p.add_argument(
         "--lpips-weights", default="imagenet", help="backbone weights: imagenet or a state_dict path"
@@ -141,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             None if a.lpips == "none" else a.lpips,
             a.lpips_weights,
             a.batch_size,
+            fid_mode=a.fid_mode,
         )
     except (DataError, MetricWeightsError) as err:
         print(f"error: {err}", file=sys.stderr)

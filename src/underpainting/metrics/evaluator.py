@@ -111,7 +111,8 @@ class Evaluator(nn.Module):
             kid_subset_size=protocol.kid_subset_size(n_gen, n_ref, self.kid_subset_size),
             lpips=self.lpips.name if self.lpips is not None else "LPIPS off",
             lpips_pairs=f"generated vs {self.lpips_pairs}",
-            notes=protocol.size_notes(n_gen, n_ref, self.feature.num_features),
+            notes=protocol.size_notes(n_gen, n_ref, self.feature.num_features)
+            + (protocol.kid_notes(n_gen, n_ref, self.kid_subset_size, self.kid_subsets) if self.kid else []),
         )
 
     def compute(self) -> dict:
@@ -122,7 +123,7 @@ class Evaluator(nn.Module):
         if self.fid is not None:
             out["fid"] = float(self.fid.compute()) if enough else math.nan
         if self.kid is not None:
-            if enough:
+            if proto.kid_subset_size > 0:
                 mean, std = self.kid.compute()
                 out["kid"], out["kid_std"] = float(mean), float(std)
             else:
@@ -132,7 +133,7 @@ class Evaluator(nn.Module):
         if self.artfid:
             out["artfid"] = artfid(out["fid"], out["lpips"])
         if not enough:
-            proto.notes.append("fewer than 2 images in a set: FID/KID undefined (NaN)")
+            proto.notes.append("fewer than 2 images in a set: FID undefined (NaN)")
         return {"metrics": out, "protocol": proto}
 
     def reset(self) -> None:

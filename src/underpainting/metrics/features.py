@@ -1,8 +1,9 @@
 """Feature extractors for FID/KID: Inception-v3 (the standard) and explicitly named stand-ins.
 
-Every extractor takes images in [-1, 1] (B, 3, H, W) of any size, resizes them itself with the protocol's
-antialiased filter, and returns (B, D) features. It carries `name` (printed with every number), `standard` (True only
-for the Inception weights that published FIDs use) and `num_features` (read by torchmetrics).
+Every extractor takes images in [-1, 1] (B, 3, H, W) of any size, resizes them itself (Inception: through one of the
+standard pipelines, see `protocol.FID_MODES`; stand-ins: antialiased bilinear) and returns (B, D) features. It carries
+`name` (printed with every number), `standard` (True only for Inception pool3 through a standard pipeline) and
+`num_features` (read by torchmetrics).
 
 Weights are found the normal way: torch-fidelity's Inception through the torch hub cache (downloaded when online),
 or a local file set in the config. Offline and missing -> `MetricWeightsError` naming the cache file, the config key,
@@ -14,8 +15,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from underpainting.errors import WeightsError
@@ -64,18 +67,52 @@ class FeatureExtractor(nn.Module):
         return f"{protocol.RESIZE_FILTER} to {self.input_size}x{self.input_size}"
 
 
+def clean_resize(images: torch.Tensor, size: int = protocol.INCEPTION_SIZE) -> torch.Tensor:
+    """clean-fid's `mode="clean"` resize: uint8 (B, 3, H, W) -> float32 in [0, 255] at (size, size), each channel
+    resized as a float PIL image with the bicubic filter (PIL antialiases when downsampling), then clipped."""
+    out = []
+    for image in images.cpu().numpy():
+        channels = [
+            np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize((size, size), Image.BICUBIC))
+            for c in image
+        ]
+        out.append(np.stack(channels).clip(0, 255))
+    return torch.from_numpy(np.stack(out)).to(images.device)
+
+
+def tf1_bilinear_resize(images: torch.Tensor, size: int = protocol.INCEPTION_SIZE) -> torch.Tensor:
+    """torch-fidelity's resize (inside its Inception): TF1-style bilinear, no antialiasing, on float [0, 255]."""
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    return interpolate_bilinear_2d_like_tensorflow1x(images.float(), size=(size, size), align_corners=False)
+
+
+# torch-fidelity's Inception-v3 blocks up to each feature tap (its `forward`, which only takes uint8 and resizes
+# itself; we resize first, so clean-fid's pipeline can feed it too).
+_INCEPTION_STAGES = {
+    64: ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1"),
+    192: ("Conv2d_3b_1x1", "Conv2d_4a_3x3", "MaxPool_2"),
+    768: ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"),
+    2048: ("Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool"),
+}
+
+
 class InceptionFeatures(FeatureExtractor):
-    """Inception-v3 pool3 (2048-d) with torch-fidelity's weights: the standard FID/KID features.
+    """Inception-v3 pool3 (2048-d) with torch-fidelity's weights (its port of the TF 2015-12-05 graph that clean-fid
+    also uses), fed through one of the standard pipelines (`protocol.FID_MODES`):
+
+    - `mode="clean"`: clean-fid's default: PIL bicubic on float, antialiased.
+    - `mode="torch_fidelity"`: torch-fidelity's / torchmetrics' TF1 bilinear, no antialias: numerically the same
+      features (and with `Precomputed` FID/KID, the same numbers) as torch-fidelity.
 
     Args:
         weights_path: a local copy of torch-fidelity's `weights-inception-2015-12-05-6726825d.pth`; None looks in the
             torch hub cache and downloads there when online.
         download: allow the download when the file is not cached.
         config_key: the config key users set to change `weights_path`; only used in error messages.
+        dims: the feature tap: 2048 (pool3, the standard) or 64/192/768 (cheaper, not standard).
     """
 
-    standard = True
-    num_features = 2048
     input_size = protocol.INCEPTION_SIZE
 
     def __init__(
@@ -83,32 +120,59 @@ class InceptionFeatures(FeatureExtractor):
         weights_path: str | Path | None = None,
         download: bool = True,
         config_key: str = "metrics.feature.weights_path",
+        mode: str = protocol.FID_MODE,
+        dims: int = protocol.INCEPTION_DIMS,
     ) -> None:
         super().__init__()
-        from torchmetrics.image.fid import NoTrainInceptionV3
-
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(protocol.INCEPTION_WEIGHTS_URL).name
-        path = Path(weights_path).expanduser() if weights_path else None
-        if path is not None and not path.is_file():
-            raise MetricWeightsError(f"Inception weights file {path} does not exist; fix `{config_key}`")
-        if path is None and cached.is_file():
-            path = cached
-        if path is None and not download:
-            raise MetricWeightsError(self._missing(cached, config_key, "download disabled"))
-        try:
-            # torchmetrics' copy of torch-fidelity's network; antialias=True is the clean-fid resize.
-            self.net = NoTrainInceptionV3(
-                name="inception-v3-compat",
-                features_list=[str(self.num_features)],
-                feature_extractor_weights_path=str(path) if path else None,
-                antialias=True,
-            )
-        except Exception as err:  # URLError, socket errors, truncated files: all mean "no usable weights"
+        if mode not in protocol.FID_MODES:
             raise MetricWeightsError(
-                self._missing(cached, config_key, f"{type(err).__name__}: {err}")
+                f"unknown FID mode {mode!r} (`metrics.feature.mode`); choose one of {', '.join(protocol.FID_MODES)}"
+            )
+        if dims not in _INCEPTION_STAGES:
+            raise MetricWeightsError(
+                f"Inception has feature taps {sorted(_INCEPTION_STAGES)}, not {dims} (`metrics.feature.dims`)"
+            )
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        path = self._weights_file(weights_path, download, config_key)
+        try:
+            torch.load(
+                path, map_location="cpu", weights_only=True
+            )  # tensors only, before torch-fidelity unpickles it
+            self.net = FeatureExtractorInceptionV3("inception-v3-compat", [str(dims)], str(path))
+        except Exception as err:  # truncated or foreign files: all mean "no usable weights"
+            raise MetricWeightsError(
+                f"Inception weights {path} could not be loaded ({type(err).__name__}: {err}); "
+                f"delete the file or fix `{config_key}`"
             ) from None
-        self.name = "inception-v3 (torch-fidelity 2015-12-05 weights, pool3 2048-d)"
+        self.mode, self.num_features = mode, dims
+        self.standard = dims == protocol.INCEPTION_DIMS
+        self.name = (
+            f"inception-v3 (torch-fidelity 2015-12-05 weights, {'pool3 ' if self.standard else ''}{dims}-d)"
+        )
         self._freeze()
+
+    @classmethod
+    def _weights_file(cls, weights_path: str | Path | None, download: bool, config_key: str) -> Path:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(protocol.INCEPTION_WEIGHTS_URL).name
+        if weights_path:
+            path = Path(weights_path).expanduser()
+            if not path.is_file():
+                raise MetricWeightsError(f"Inception weights file {path} does not exist; fix `{config_key}`")
+            return path
+        if cached.is_file():
+            return cached
+        if not download:
+            raise MetricWeightsError(cls._missing(cached, config_key, "download disabled"))
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(protocol.INCEPTION_WEIGHTS_URL, str(cached), progress=True)
+        except Exception as err:  # URLError, socket errors: offline
+            cached.unlink(missing_ok=True)
+            raise MetricWeightsError(
+                cls._missing(cached, config_key, f"{type(err).__name__}: {err}")
+            ) from None
+        return cached
 
     @staticmethod
     def _missing(cached: Path, config_key: str, reason: str) -> str:
@@ -120,10 +184,21 @@ class InceptionFeatures(FeatureExtractor):
             "(`--feature efficientnet-lite0` on the command line); its numbers are NOT standard FID."
         )
 
+    @property
+    def resize(self) -> str:
+        return f"{protocol.FID_MODES[self.mode]} to {self.input_size}x{self.input_size}"
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images, "InceptionFeatures")
-        # torch-fidelity's graph wants uint8 and resizes itself (bilinear + antialias, see above).
-        return self.net(to_uint8(images)).float()
+        x = to_uint8(images)  # what a saved PNG holds: both tools read image files
+        x = clean_resize(x) if self.mode == "clean" else tf1_bilinear_resize(x)
+        x = (x - 128) / 128
+        for dims, blocks in _INCEPTION_STAGES.items():
+            for block in blocks:
+                x = getattr(self.net, block)(x)
+            if dims == self.num_features:
+                return F.adaptive_avg_pool2d(x, 1).flatten(1)  # as torch-fidelity pools each tap
+        raise AssertionError("unreachable: dims checked in __init__")
 
 
 class EfficientNetLite0Features(FeatureExtractor):
@@ -231,12 +306,12 @@ FEATURES = {
 }
 
 
-def build_feature(name: str, weights: str | None = None) -> FeatureExtractor:
+def build_feature(name: str, weights: str | None = None, mode: str = protocol.FID_MODE) -> FeatureExtractor:
     """By name, for the command line (Hydra configs use `_target_` instead)."""
     if name not in FEATURES:
         raise ValueError(f"unknown feature extractor {name!r}; choose one of {', '.join(FEATURES)}")
     if name == "inception":
-        return InceptionFeatures(weights_path=weights, config_key="--weights")
+        return InceptionFeatures(weights_path=weights, config_key="--weights", mode=mode)
     if name == "efficientnet-lite0":
         return EfficientNetLite0Features(weights_path=weights)
     if name == "vgg16":

@@ -1,14 +1,15 @@
 """FID (Heusel et al. 2017) and KID (Binkowski et al. 2018) on torchmetrics, with any `feature=` module.
 
 torchmetrics keeps running sums (FID) or feature lists (KID) as metric states, so both synchronise across DDP ranks
-in `compute()`. We add what our small sets need: KID's subset size shrinks to the smaller set, and its subsets are
-drawn from a seeded generator so the same features give the same number twice.
+in `compute()`. Both follow torch-fidelity's statistics (tested against it); KID adds what our small sets need:
+its subset size adapts to the set (see `protocol.kid_subset_size`), with subsets drawn as torch-fidelity draws them.
 """
 
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -37,7 +38,9 @@ def FID(feature: nn.Module) -> FrechetInceptionDistance:  # noqa: N802 - reads l
 class KID(KernelInceptionDistance):
     """KID = unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets.
 
-    `subset_size` is an upper bound: it shrinks to min(n_generated, n_reference) (torchmetrics raises instead).
+    Subsets are drawn as torch-fidelity draws them (`numpy.random.RandomState(seed).choice`, generated set first),
+    so with the same features and seed the mean and std equal torch-fidelity's. `subset_size` is an upper bound:
+    smaller sets use half the smaller set (`protocol.kid_subset_size`; torch-fidelity raises instead).
     """
 
     def __init__(
@@ -66,17 +69,17 @@ class KID(KernelInceptionDistance):
         real = dim_zero_cat(self.real_features)
         fake = dim_zero_cat(self.fake_features)
         m = protocol.kid_subset_size(fake.shape[0], real.shape[0], self.subset_size)
-        if m < protocol.KID_MIN:
+        if m == 0:
             raise RuntimeError(
                 f"KID needs at least {protocol.KID_MIN} images per set, got {fake.shape[0]} generated "
                 f"and {real.shape[0]} reference"
             )
         self.used_subset_size = m
-        gen = torch.Generator().manual_seed(self.seed)
+        rng = np.random.RandomState(self.seed)
         scores = []
         for _ in range(self.subsets):
-            r = real[torch.randperm(real.shape[0], generator=gen)[:m].to(real.device)]
-            f = fake[torch.randperm(fake.shape[0], generator=gen)[:m].to(fake.device)]
+            f = fake[torch.from_numpy(rng.choice(fake.shape[0], m, replace=False)).to(fake.device)]
+            r = real[torch.from_numpy(rng.choice(real.shape[0], m, replace=False)).to(real.device)]
             scores.append(poly_mmd(r, f, self.degree, self.gamma, self.coef))
         scores = torch.stack(scores)
         return scores.mean(), scores.std(unbiased=False)
