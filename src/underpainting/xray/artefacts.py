@@ -80,34 +80,43 @@ def _steps(r: torch.Tensor, reach: int) -> torch.Tensor:
 
 
 def _consistency(steps: torch.Tensor, segments: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row: the median over `segments` strips of the share of pixels whose step has the strip's sign, and the
-    median step (a straight artefact changes the level the same way all along; a painted edge only locally)."""
+    """Per row: the share of pixels whose step has their strip's sign, reached in 3/4 of `segments` strips along
+    the row (a straight artefact changes the level the same way all along; a painted edge only over part of it),
+    and each strip's median step (segments, rows)."""
     shares, medians = [], []
     for s in steps.chunk(segments, dim=1):
         med = s.median(dim=1, keepdim=True).values
         shares.append((torch.sign(s) == torch.sign(med)).double().mean(1))
         medians.append(med[:, 0])
-    return torch.stack(shares).median(0).values, torch.stack(medians)
+    return torch.stack(shares).quantile(0.25, dim=0), torch.stack(medians)
 
 
-def find_seams(r: torch.Tensor, axis: int, segments: int = 8, consistency: float = 0.8) -> list[int]:
+def find_seams(
+    r: torch.Tensor, axis: int, segments: int = 8, consistency: float = 0.8, min_plate: float = 0.15
+) -> list[int]:
     """Positions i of straight, sharp steps between pixel i-1 and i along `axis` (0: rows, i.e. horizontal seams;
     1: columns) of the (H, W) residual `r`: the 1-px step has one sign along most of the line (`consistency`, the
-    median share over `segments` strips) and is at least twice the steps 2-3 px beside it (a plate edge is sharp,
-    a stretcher bar's or a painted edge is not)."""
+    share in 3/4 of `segments` strips), is at least twice the steps 2-3 px beside it (a plate edge is sharp,
+    a stretcher bar's or a painted edge is not) and the level stays changed 4 px on (a drawn line does not)."""
     if axis == 1:
         r = r.T
-    steps = _steps(r, 1)
-    share, med = _consistency(steps, segments)
+    share, med = _consistency(_steps(r, 1), segments)
     size = med.abs().median(0).values
+    wide = (_steps(r, 4) * torch.sign(_steps(r, 1))).median(1).values  # the level change 4 px either side
     found = []
     for i in torch.nonzero(share >= consistency).flatten().tolist():
-        if not 3 <= i <= len(size) - 4 or size[i] < size[i - 1 : i + 2].max():
+        if not 4 <= i <= len(size) - 5 or size[i] < size[i - 1 : i + 2].max():
             continue
         beside = torch.stack([size[i - 3 : i - 1], size[i + 2 : i + 4]]).max()
-        if size[i] > 2 * beside:
+        if size[i] > 2 * beside and wide[i] > 0.5 * size[i]:  # sharp, and a step (a thin line goes back)
             found.append(i)
-    return found
+    # Plates are large: of candidates closer than `min_plate` of the size (or to a border), keep the strongest.
+    gap = min_plate * len(size)
+    kept: list[int] = []
+    for i in sorted(found, key=lambda i: -float(size[i])):
+        if min(i, len(size) - 1 - i) >= gap and all(abs(i - k) >= gap for k in kept):
+            kept.append(i)
+    return sorted(kept)
 
 
 def remove_seams(
@@ -167,7 +176,7 @@ def find_bands(
 ) -> list[BandFound]:
     """Straight bands in the (H, W) residual `r`: pairs of opposite edges running all along the band. The level
     change across each position (`ramp` px either side; default 1.5 % of the size) has one sign along most of the
-    line (`consistency`: the median share over `segments` strips) at an edge of a bar; edges are the strongest
+    line (`consistency`: the share in 3/4 of `segments` strips) at an edge of a bar; edges are the strongest
     such positions within a ramp."""
     src = (r if axis == "vertical" else r.T).T  # rows of src run across the bands
     n = src.shape[0]
@@ -191,13 +200,19 @@ def find_bands(
         if partner is not None:
             bands.append(BandFound(axis, i, edges[partner][0]))
             used |= {k, partner}
-        elif i <= limit and s < 0:  # a band against the first border: only its inner edge is seen
-            bands.append(BandFound(axis, 0, i))
+        elif i <= limit and s < 0 and not any(b.start == 0 for b in bands):
+            bands.append(BandFound(axis, 0, i))  # against the first border: only its inner edge is seen
             used.add(k)
-        elif n - i <= limit and s > 0:
+        elif n - i <= limit and s > 0 and not any(b.stop == n for b in bands):
             bands.append(BandFound(axis, i, n))
             used.add(k)
-    return bands
+    merged: list[BandFound] = []
+    for b in sorted(bands, key=lambda b: b.start):
+        if merged and b.start <= merged[-1].stop:
+            merged[-1].stop = max(merged[-1].stop, b.stop)
+        else:
+            merged.append(b)
+    return merged
 
 
 def remove_bars(
