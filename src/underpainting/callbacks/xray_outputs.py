@@ -34,6 +34,10 @@ class XRayOutputs(pl.Callback):
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="xray/contact_sheet", images=[sheet])
             elif isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("xray/contact_sheet", np.asarray(sheet), trainer.global_step, dataformats="HWC")
+                logger.experiment.add_image(
+                    "xray/contact_sheet", np.asarray(sheet), trainer.global_step, dataformats="HWC"
+                )
         scores = summary.get("scores_vs_truth")
-        log.info("X-ray separation written to %s%s", self.dirpath, f"; r vs truth: {scores}" if scores else "")
+        log.info(
+            "X-ray separation written to %s%s", self.dirpath, f"; r vs truth: {scores}" if scores else ""
+        )

@@ -93,11 +93,12 @@ class Band:
 
 def default_bars() -> list[Band]:
     # The four members of a stretcher seen through the canvas, plus a vertical cross-bar.
+    # (the outer members run to the canvas edge: their outer bevel lies outside the picture)
     return [
-        Band("vertical", 0.03, 0.06),
-        Band("vertical", 0.97, 0.06),
-        Band("horizontal", 0.03, 0.06),
-        Band("horizontal", 0.97, 0.06),
+        Band("vertical", 0.025, 0.09),
+        Band("vertical", 0.975, 0.09),
+        Band("horizontal", 0.025, 0.09),
+        Band("horizontal", 0.975, 0.09),
         Band("vertical", 0.5, 0.06),
     ]
 

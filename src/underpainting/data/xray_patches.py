@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
@@ -111,7 +110,13 @@ class XRayDataModule(pl.LightningDataModule):
             truth = load_xray(self.truth_path) if self.truth_path else None
             src = self.xray_source if isinstance(self.xray_source, str) else f"{len(self.xray_source)} plates"
             names = {"xray": str(src), "visible": str(self.visible_path)}
-        log.info("X-ray %dx%d px, photo %dx%d px", xray.shape[-1], xray.shape[-2], visible.shape[-1], visible.shape[-2])
+        log.info(
+            "X-ray %dx%d px, photo %dx%d px",
+            xray.shape[-1],
+            xray.shape[-2],
+            visible.shape[-1],
+            visible.shape[-2],
+        )
         self.case = prepare_case(xray, visible, self.registration, self.artefacts, self.degree, truth, names)
         return self.case
 
@@ -145,9 +150,3 @@ class XRayDataModule(pl.LightningDataModule):
 
 def _stack(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
-
-
-def written_case(directory: str | Path) -> dict[str, str]:
-    """The `data.*` paths of a case written by `python -m underpainting.xray simulate ... --out DIR`."""
-    d = Path(directory)
-    return {"xray": str(d / "xray.png"), "visible": str(d / "visible.png"), "truth": str(d / "hidden_truth.png")}

@@ -31,7 +31,9 @@ def _view(x: torch.Tensor) -> torch.Tensor:
     """(B, 1, H, W) -> (B, 3, H, W) in [-1, 1], each image stretched between its 0.5 % and 99.5 % quantiles."""
     out = []
     for img in x.float():
-        lo, hi = torch.quantile(img.flatten()[:: max(1, img.numel() // 200_000)], torch.tensor([0.005, 0.995]))
+        lo, hi = torch.quantile(
+            img.flatten()[:: max(1, img.numel() // 200_000)], torch.tensor([0.005, 0.995])
+        )
         out.append(((img - lo) / (hi - lo).clamp_min(1e-8)).clamp(0, 1).expand(3, -1, -1) * 2 - 1)
     return torch.stack(out)
 
@@ -63,7 +65,9 @@ class XRaySeparation(pl.LightningModule):
             "exclusion": float(lambda_exclusion),
         }
 
-    def forward(self, xray: torch.Tensor, visible: torch.Tensor, init: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, xray: torch.Tensor, visible: torch.Tensor, init: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         return self.net(xray, visible, init)
 
     def losses(self, batch: dict[str, torch.Tensor], out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -83,7 +87,9 @@ class XRaySeparation(pl.LightningModule):
         return loss
 
     @torch.no_grad()
-    def separate(self, xray: torch.Tensor, visible: torch.Tensor, init: torch.Tensor, rows: int = 512) -> dict:
+    def separate(
+        self, xray: torch.Tensor, visible: torch.Tensor, init: torch.Tensor, rows: int = 512
+    ) -> dict:
         """Whole-image parts (1, H, W each) in strips of `rows` rows with overlap (any size fits in memory)."""
         was = self.training
         self.eval()
@@ -93,7 +99,9 @@ class XRaySeparation(pl.LightningModule):
         x1 = torch.empty_like(xray)
         for y0 in range(0, h, rows):
             a, b = max(0, y0 - pad), min(h, y0 + rows + pad)
-            part = self.net.surface(visible[None, :, a:b].to(dev), init[None, :, a:b].to(dev)).float().cpu()[0]
+            part = (
+                self.net.surface(visible[None, :, a:b].to(dev), init[None, :, a:b].to(dev)).float().cpu()[0]
+            )
             x1[:, y0 : min(h, y0 + rows)] = part[:, y0 - a : y0 - a + min(rows, h - y0)]
         self.train(was)
         return {"surface": x1, "hidden": xray - x1}
@@ -102,8 +110,12 @@ class XRaySeparation(pl.LightningModule):
         out = self(batch["xray"], batch["visible"], batch["init"])
         terms = self.losses(batch, out)
         self.log_dict({f"val/{k}": v for k, v in terms.items()}, batch_size=1)
-        if "truth" in batch:  # simulations: how close the concealed part is to the truth, against the baseline
-            self.log("val/hidden_r", correlation(out["x2"], batch["truth"]).float(), batch_size=1, prog_bar=True)
+        if (
+            "truth" in batch
+        ):  # simulations: how close the concealed part is to the truth, against the baseline
+            self.log(
+                "val/hidden_r", correlation(out["x2"], batch["truth"]).float(), batch_size=1, prog_bar=True
+            )
             baseline = batch["xray"] - batch["init"]
             self.log("val/baseline_r", correlation(baseline, batch["truth"]).float(), batch_size=1)
 
@@ -124,4 +136,7 @@ class XRaySeparation(pl.LightningModule):
         opt = self.optimizer_factory(self.net.parameters())
         if self.scheduler_factory is None:
             return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "epoch"}}
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "epoch"},
+        }

@@ -45,7 +45,9 @@ def weave_notch(
     candidate = local_max & (ratio > threshold) & ((fy**2 + fx**2).sqrt() > min_frequency)
     score = torch.where(candidate, ratio, torch.zeros_like(ratio)).flatten()
     peaks = torch.topk(score, min(max_peaks, int(candidate.sum()))).indices
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
     radius = max(2.0, 0.012 * max(h, w))
     keep = torch.ones(h, w, dtype=torch.float64)
     for p in peaks.tolist():
@@ -54,7 +56,9 @@ def weave_notch(
     return torch.fft.ifftshift(keep)
 
 
-def remove_weave(x: torch.Tensor, threshold: float = 4.0, min_frequency: float = 0.06) -> tuple[torch.Tensor, torch.Tensor]:
+def remove_weave(
+    x: torch.Tensor, threshold: float = 4.0, min_frequency: float = 0.06
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Notch-filter the canvas weave out of (1, H, W) `x` (see `weave_notch`)."""
     keep = weave_notch(x, threshold, min_frequency)
     spec = torch.fft.fft2(x[0].double())
@@ -125,7 +129,10 @@ def remove_seams(
     """Find straight plate seams across (1, H, W) `x` and level each plate of the resulting grid."""
     r = (x - guide if guide is not None else x)[0].double()
     h, w = r.shape
-    ys, xs = [0, *find_seams(r, 0, consistency=consistency), h], [0, *find_seams(r, 1, consistency=consistency), w]
+    ys, xs = (
+        [0, *find_seams(r, 0, consistency=consistency), h],
+        [0, *find_seams(r, 1, consistency=consistency), w],
+    )
     rows, cols = len(ys) - 1, len(xs) - 1
     if rows * cols == 1:
         return x, torch.zeros_like(x)
@@ -147,7 +154,12 @@ def remove_seams(
     for i in range(rows):
         for j in range(cols):
             seams[ys[i] : ys[i + 1], xs[j] : xs[j + 1]] = offsets[i, j]
-    log.info("plate seams: %d x %d plates, offsets %s", rows, cols, [round(v, 4) for v in offsets.flatten().tolist()])
+    log.info(
+        "plate seams: %d x %d plates, offsets %s",
+        rows,
+        cols,
+        [round(v, 4) for v in offsets.flatten().tolist()],
+    )
     seams = seams.float()[None]
     return x - seams, seams
 
@@ -155,11 +167,17 @@ def remove_seams(
 def _step(r: torch.Tensor, at: int, reach: int = 1) -> float:
     """Median over the seam of the mean level of the `reach` rows after it less that of the `reach` rows before,
     less the same change measured just beside the seam (the painting's own gradient there)."""
+
     def level(a: int, b: int) -> torch.Tensor:
         return r[max(0, a) : max(0, a) + max(1, b - a)].mean(0)
 
     jump = level(at, at + reach) - level(at - reach, at)
-    beside = (level(at - reach, at) - level(at - 2 * reach, at - reach) + level(at + reach, at + 2 * reach) - level(at, at + reach)) / 2
+    beside = (
+        level(at - reach, at)
+        - level(at - 2 * reach, at - reach)
+        + level(at + reach, at + 2 * reach)
+        - level(at, at + reach)
+    ) / 2
     return float((jump - beside).median())
 
 
@@ -172,7 +190,12 @@ class BandFound:
 
 
 def find_bands(
-    r: torch.Tensor, axis: str, segments: int = 8, ramp: int = 0, consistency: float = 0.8, max_width: float = 0.2
+    r: torch.Tensor,
+    axis: str,
+    segments: int = 8,
+    ramp: int = 0,
+    consistency: float = 0.8,
+    max_width: float = 0.2,
 ) -> list[BandFound]:
     """Straight bands in the (H, W) residual `r`: pairs of opposite edges running all along the band. The level
     change across each position (`ramp` px either side; default 1.5 % of the size) has one sign along most of the
@@ -194,7 +217,11 @@ def find_bands(
         if k in used:
             continue
         partner = next(
-            (m for m in range(k + 1, len(edges)) if m not in used and edges[m][1] * s < 0 and edges[m][0] - i <= limit),
+            (
+                m
+                for m in range(k + 1, len(edges))
+                if m not in used and edges[m][1] * s < 0 and edges[m][0] - i <= limit
+            ),
             None,
         )
         if partner is not None:
@@ -266,7 +293,9 @@ class ArtefactRemoval:
         if self.seams:
             x, removed["seams"] = remove_seams(x, guide_fn(x) if guide_fn else None, self.seam_consistency)
         if self.bars:
-            x, removed["bars"] = remove_bars(x, guide_fn(x) if guide_fn else None, self.bar_consistency, self.bar_max_width)
+            x, removed["bars"] = remove_bars(
+                x, guide_fn(x) if guide_fn else None, self.bar_consistency, self.bar_max_width
+            )
         if self.weave:
             x, removed["weave"] = remove_weave(x, self.weave_threshold, self.weave_min_frequency)
         return x, removed

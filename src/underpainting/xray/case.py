@@ -14,7 +14,7 @@ from underpainting.data.xray import luminance
 from underpainting.errors import DataError
 from underpainting.xray.artefacts import ArtefactRemoval
 from underpainting.xray.baseline import regression_baseline
-from underpainting.xray.io import load_mosaic, load_visible, load_xray
+from underpainting.xray.io import load_mosaic, load_xray
 from underpainting.xray.registration import register_visible
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ def read_xray(source: str | Path | Sequence[str | Path], mosaic: Mapping | None 
             f"{len(plates)} X-ray plates given: say how they tile with `data.mosaic.cols=<plates per row>` "
             "(and `data.mosaic.overlap=<px>` if neighbours overlap); plates are read row by row, sorted by name"
         )
-    return load_mosaic(plates, int(mosaic["cols"]), int(mosaic.get("overlap", 0)), bool(mosaic.get("equalise", True)))
+    return load_mosaic(
+        plates, int(mosaic["cols"]), int(mosaic.get("overlap", 0)), bool(mosaic.get("equalise", True))
+    )
 
 
 def prepare_case(
@@ -82,7 +84,9 @@ def prepare_case(
         source=names.get("visible", "the visible photo"),
     )
     if truth is not None and truth.shape[-2:] != xray.shape[-2:]:
-        raise DataError(f"the ground truth is {tuple(truth.shape[-2:])} px but the X-ray {tuple(xray.shape[-2:])}")
+        raise DataError(
+            f"the ground truth is {tuple(truth.shape[-2:])} px but the X-ray {tuple(xray.shape[-2:])}"
+        )
     if artefacts is None or isinstance(artefacts, Mapping):
         artefacts = ArtefactRemoval(**dict(artefacts or {}))
     clean, removed = artefacts(xray, lambda x: regression_baseline(x, vis, degree)[0])

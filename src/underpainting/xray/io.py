@@ -61,7 +61,9 @@ def load_xray(path: str | Path) -> torch.Tensor:
         lo, hi = float(a.min()), float(a.max())
         a = (a - lo) / (hi - lo) if hi > 1.0 or lo < 0.0 else a
     else:
-        raise DataError(f"{path}: image mode {mode!r} is not a greyscale radiograph; save it as 8/16-bit grey")
+        raise DataError(
+            f"{path}: image mode {mode!r} is not a greyscale radiograph; save it as 8/16-bit grey"
+        )
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from underpainting.inference.sheets import contact_sheet
 from underpainting.xray.case import XRayCase
 from underpainting.xray.io import contrast_normalise, save_grey, save_rgb
-from underpainting.xray.metrics import score
+from underpainting.xray.metrics import pearson, score
 
 
 def symmetric_view(x: torch.Tensor) -> torch.Tensor:
@@ -34,10 +34,14 @@ def sheet(case: XRayCase, parts: dict[str, torch.Tensor], max_side: int = 384) -
     }
     if case.truth is not None:
         row["ground truth"] = grey(case.truth)
-    return contact_sheet([row], title=f"{case.names.get('xray', '')} + {case.names.get('visible', '')}", max_side=max_side)
+    return contact_sheet(
+        [row], title=f"{case.names.get('xray', '')} + {case.names.get('visible', '')}", max_side=max_side
+    )
 
 
-def write_outputs(case: XRayCase, parts: dict[str, torch.Tensor], out_dir: str | Path, extra: dict | None = None) -> dict:
+def write_outputs(
+    case: XRayCase, parts: dict[str, torch.Tensor], out_dir: str | Path, extra: dict | None = None
+) -> dict:
     """Write hidden.png, surface.png, residual.png (contrast-normalised for viewing), hidden_16bit.png (the hidden
     part min-max scaled, 16 bit), baseline_hidden.png, contact_sheet.png and separation.json; returns the summary."""
     out = Path(out_dir)
@@ -57,6 +61,11 @@ def write_outputs(case: XRayCase, parts: dict[str, torch.Tensor], out_dir: str |
         "size": list(case.xray.shape[-2:]),
         "transform_xray_to_visible": case.transform.tolist() if case.transform is not None else None,
         "artefacts_removed": {k: round(float(v.std()), 5) for k, v in case.removed.items()},
+        # Without a ground truth: the surface part should follow the photo, the hidden part much less.
+        "r_with_visible_luminance": {
+            "surface": pearson(surface, case.luma),
+            "hidden": pearson(hidden, case.luma),
+        },
         "files": sorted(p.name for p in out.glob("*.png")),
         **(extra or {}),
     }

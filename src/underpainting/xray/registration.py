@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 KINDS = ("similarity", "affine")
 
 
-def fit_transform(visible_pts: torch.Tensor, xray_pts: torch.Tensor, kind: str = "similarity") -> torch.Tensor:
+def fit_transform(
+    visible_pts: torch.Tensor, xray_pts: torch.Tensor, kind: str = "similarity"
+) -> torch.Tensor:
     """Least-squares 2x3 matrix A with visible ~ A [xray; 1] from (N, 2) point arrays."""
     if kind not in KINDS:
         raise DataError(f"registration kind must be one of {KINDS}, got {kind!r}")
@@ -39,7 +41,9 @@ def fit_transform(visible_pts: torch.Tensor, xray_pts: torch.Tensor, kind: str =
         )
     xc, vc = x - x.mean(0), v - v.mean(0)
     if torch.linalg.matrix_rank(xc, tol=1e-6 * max(1.0, float(xc.abs().max()))) < (1 if need == 2 else 2):
-        raise DataError(f"the {len(v)} X-ray points coincide or lie on one line; spread them over the painting")
+        raise DataError(
+            f"the {len(v)} X-ray points coincide or lie on one line; spread them over the painting"
+        )
     if kind == "affine":
         design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
         return torch.linalg.lstsq(design, v).solution.T.float()
@@ -67,10 +71,14 @@ def warp(image: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int]) -> to
     """Resample (C, H, W) `image` onto an output grid of `size` (the X-ray's) through `matrix` (output -> input px)."""
     h, w = size
     ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
-    src = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ matrix.T.float()  # (h, w, 2) pixel coords in `image`
+    src = (
+        torch.stack([xs, ys, torch.ones_like(xs)], -1) @ matrix.T.float()
+    )  # (h, w, 2) pixel coords in `image`
     ih, iw = image.shape[-2:]
     grid = torch.stack([(src[..., 0] + 0.5) / iw * 2 - 1, (src[..., 1] + 0.5) / ih * 2 - 1], -1)
-    return F.grid_sample(image[None].float(), grid[None], mode="bilinear", padding_mode="border", align_corners=False)[0]
+    return F.grid_sample(
+        image[None].float(), grid[None], mode="bilinear", padding_mode="border", align_corners=False
+    )[0]
 
 
 def scale_matrix(visible_size: tuple[int, int], xray_size: tuple[int, int]) -> torch.Tensor:
@@ -111,7 +119,9 @@ def auto_register(
             m = _compose(base, params, kind, norm)
             # Coordinates at this level: scale the output grid up to full X-ray px, the input down to `smooth`.
             lvl = torch.diag(torch.tensor([xw / size[1], xh / size[0], 1.0]))
-            mv = torch.diag(torch.tensor([smooth.shape[-1] / lum.shape[-1], smooth.shape[-2] / lum.shape[-2]]))
+            mv = torch.diag(
+                torch.tensor([smooth.shape[-1] / lum.shape[-1], smooth.shape[-2] / lum.shape[-2]])
+            )
             m_lvl = mv @ m @ lvl
             loss = -_ncc(warp(smooth, m_lvl, size), target)
             opt.zero_grad()
@@ -125,7 +135,9 @@ def auto_register(
 def _compose(base: torch.Tensor, p: torch.Tensor, kind: str, norm: float) -> torch.Tensor:
     if kind == "similarity":
         s, a = torch.exp(p[0]), p[1]
-        lin = s * torch.stack([torch.stack([torch.cos(a), -torch.sin(a)]), torch.stack([torch.sin(a), torch.cos(a)])])
+        lin = s * torch.stack(
+            [torch.stack([torch.cos(a), -torch.sin(a)]), torch.stack([torch.sin(a), torch.cos(a)])]
+        )
         shift = p[2:4] * norm
     else:
         lin = torch.eye(2) + p[:4].view(2, 2)

@@ -60,7 +60,10 @@ class XRaySeparationNet(nn.Module):
         analysis: list[nn.Module] = []
         width = visible_channels + 1
         for _ in range(layers):
-            analysis += [nn.Conv2d(width, features, kernel, padding=kernel // 2, padding_mode="replicate"), nn.ReLU()]
+            analysis += [
+                nn.Conv2d(width, features, kernel, padding=kernel // 2, padding_mode="replicate"),
+                nn.ReLU(),
+            ]
             width = features
         self.analysis = nn.Sequential(*analysis)
         self.correction = nn.Conv2d(width, 1, 1)
@@ -72,7 +75,10 @@ class XRaySeparationNet(nn.Module):
         rec: list[nn.Module] = []
         width, p = 1, rec_kernel // 2
         for _ in range(rec_layers):
-            rec += [nn.Conv2d(width, rec_features, rec_kernel, padding=p, padding_mode="replicate"), nn.ReLU()]
+            rec += [
+                nn.Conv2d(width, rec_features, rec_kernel, padding=p, padding_mode="replicate"),
+                nn.ReLU(),
+            ]
             width = rec_features
         rec.append(nn.Conv2d(width, 1, rec_kernel, padding=p, padding_mode="replicate", bias=False))
         self.visible_rec = nn.Sequential(*rec)
@@ -90,6 +96,8 @@ class XRaySeparationNet(nn.Module):
         features = self.analysis(torch.cat([visible, init], 1))
         return self.synthesis(init + self.correction(features))
 
-    def forward(self, xray: torch.Tensor, visible: torch.Tensor, init: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self, xray: torch.Tensor, visible: torch.Tensor, init: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         x1 = self.surface(visible, init)
         return {"x1": x1, "x2": xray - x1, "visible_rec": self.visible_rec(x1)}
