@@ -31,8 +31,24 @@ LABELS = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
 
 
 def paintings(size: int, seeds=(0, 1)) -> list[torch.Tensor]:
+    """Procedural landscapes: shapes and sharp edges (but similar layouts, and straight region borders)."""
     scenes = SyntheticLandscapes(LABELS, size)
     return [(scenes(s).painting + 1) / 2 for s in seeds]
+
+
+def noise_paintings(size: int, seeds=(0, 1)) -> list[torch.Tensor]:
+    """Independent random 'paintings': smooth colour fields over curved regions, no straight edges."""
+    out = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        field = sum(
+            torch.nn.functional.interpolate(torch.rand(1, 3, c, c, generator=g), size=(size, size), mode="bicubic") / k
+            for k, c in enumerate((3, 6, 12, 24), 1)
+        )
+        field = (field - field.min()) / (field.max() - field.min())
+        shape = torch.nn.functional.interpolate(torch.rand(1, 1, 5, 5, generator=g), size=(size, size), mode="bicubic")
+        out.append((0.6 * field + 0.4 * (shape > 0.5).float() * torch.rand(1, 3, 1, 1, generator=g))[0].clamp(0, 1))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +167,7 @@ def test_automatic_registration_recovers_a_known_transform(pair128, one_thread):
     # The photo as a camera would see it: the X-ray's grid maps into it through `truth`.
     inv = torch.linalg.inv(torch.cat([truth, torch.tensor([[0.0, 0.0, 1.0]])]))[:2]
     photo = warp(m.visible, inv, (128, 128))
-    found = auto_register(photo, m.xray, "similarity")
+    found = auto_register(photo, m.xray, "similarity", steps=60)
     ys, xs = torch.meshgrid(torch.arange(16, 112, 8.0), torch.arange(16, 112, 8.0), indexing="ij")
     pts = torch.stack([xs.flatten(), ys.flatten(), torch.ones(xs.numel())], 1)
     err = (pts @ found.T - pts @ truth.T).norm(dim=1)
@@ -173,37 +189,41 @@ def test_sizes_that_cannot_match_say_how_to_register(pair128):
 
 
 # ------------------------------------------------------------------------------------------------ artefacts
-def test_seam_removal_levels_the_plates(pair128):
+def test_seam_removal_levels_the_plates():
     sim = XRaySimulator(weave=Weave(amplitude=0.0), bars=StretcherBars(amplitude=0.0), seed=1)
-    big = paintings(256, seeds=(2, 5))
-    m = sim(*big)
+    m = sim(*noise_paintings(192))
     guide = regression_baseline(m.xray, m.visible, 3)[0]
     _, seams = remove_seams(m.xray, guide)
+    print("seams r", pearson(seams, m.artefacts["seams"]))
     assert pearson(seams, m.artefacts["seams"]) > 0.95
 
 
-def test_bar_and_weave_removal_take_out_their_artefact(pair128):
-    big = paintings(256, seeds=(2, 5))
+def test_bar_and_weave_removal_take_out_their_artefact():
+    big = noise_paintings(192)
     sim = XRaySimulator(seams=PlateSeams(offset=0.0), weave=Weave(amplitude=0.0), seed=1)
     m = sim(*big)
     _, bars = remove_bars(m.xray, regression_baseline(m.xray, m.visible, 3)[0])
+    print("bars r", pearson(bars, m.artefacts["bars"]))
     assert pearson(bars, m.artefacts["bars"]) > 0.6
     m = XRaySimulator(seams=PlateSeams(offset=0.0), bars=StretcherBars(amplitude=0.0), seed=1)(*big)
     clean, weave = remove_weave(m.xray)
+    print("weave r", pearson(weave, m.artefacts["weave"]))
+    left = clean - m.surface - m.hidden - m.artefacts["noise"]  # weave not removed + painting removed with it
+    print("left", float(left.std()) / float(m.artefacts["weave"].std()))
     assert pearson(weave, m.artefacts["weave"]) > 0.8
-    before, after = (m.xray - m.surface - m.hidden), (clean - m.surface - m.hidden)
-    assert float(after.std()) < 0.6 * float(before.std())
+    assert float(left.std()) < 0.6 * float(m.artefacts["weave"].std())
 
 
-def test_no_artefact_no_removal(pair128):
-    m = XRaySimulator.simple()(*paintings(256, seeds=(3, 4)))
+def test_no_artefact_no_removal():
+    m = XRaySimulator.simple()(*noise_paintings(192, seeds=(3, 4)))
     guide = regression_baseline(m.xray, m.visible, 3)[0]
     assert float(remove_seams(m.xray, guide)[1].abs().max()) == 0.0
+    assert float(remove_bars(m.xray, guide)[1].abs().max()) == 0.0
 
 
 # ------------------------------------------------------------------------------------------------ baseline, scores
-def test_polynomial_baseline_recovers_a_pointwise_response(pair128):
-    m = XRaySimulator.simple(psf_sigma=0.0)(*pair128)  # the baseline's own model: pointwise in luminance
+def test_polynomial_baseline_recovers_a_pointwise_response():
+    m = XRaySimulator.simple(psf_sigma=0.0)(*noise_paintings(96))  # the baseline's own model: pointwise
     _, hidden = regression_baseline(m.xray, m.visible, degree=3)
     assert pearson(hidden, m.hidden) > 0.97
     _, linear = regression_baseline(m.xray, m.visible, degree=1)

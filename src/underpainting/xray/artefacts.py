@@ -199,15 +199,16 @@ def find_bands(
 ) -> list[BandFound]:
     """Straight bands in the (H, W) residual `r`: pairs of opposite edges running all along the band. The level
     change across each position (`ramp` px either side; default 1.5 % of the size) has one sign along most of the
-    line (`consistency`: the share in 3/4 of `segments` strips) at an edge of a bar; edges are the strongest
-    such positions within a ramp."""
+    line (`consistency`: the share in 3/4 of `segments` strips) at an edge of a bar, and a size 5 robust standard
+    deviations above the usual change; edges are the strongest such positions within a ramp."""
     src = (r if axis == "vertical" else r.T).T  # rows of src run across the bands
     n = src.shape[0]
     ramp = ramp or max(2, round(0.015 * n))
     share, med = _consistency(_steps(src, ramp), segments)
     strength = med.median(0).values
+    big = strength.abs() > 5 * _robust_scale(strength)  # and a real change, not a smooth painted gradient
     edges: list[tuple[int, float]] = []
-    for i in torch.nonzero(share >= consistency).flatten().tolist():
+    for i in torch.nonzero((share >= consistency) & big).flatten().tolist():
         if strength[i].abs() == strength[max(0, i - ramp) : i + ramp + 1].abs().max() and strength[i] != 0:
             edges.append((i, float(strength[i])))
     bands: list[BandFound] = []

@@ -128,7 +128,8 @@ def auto_register(
             loss.backward()
             opt.step()
     m = _compose(base, params.detach(), kind, norm)
-    log.info("automatic %s registration: NCC %.3f, transform %s", kind, -float(loss), m.tolist())
+    loss = loss.detach()
+    log.info("automatic %s registration: NCC %.3f, transform %s", kind, -loss.item(), m.tolist())
     return m.detach()
 
 
