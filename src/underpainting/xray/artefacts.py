@@ -96,7 +96,7 @@ def _consistency(steps: torch.Tensor, segments: int) -> tuple[torch.Tensor, torc
 
 
 def find_seams(
-    r: torch.Tensor, axis: int, segments: int = 8, consistency: float = 0.8, min_plate: float = 0.15
+    r: torch.Tensor, axis: int, segments: int = 8, consistency: float = 0.7, min_plate: float = 0.15
 ) -> list[int]:
     """Positions i of straight, sharp steps between pixel i-1 and i along `axis` (0: rows, i.e. horizontal seams;
     1: columns) of the (H, W) residual `r`: the 1-px step has one sign along most of the line (`consistency`, the
@@ -124,7 +124,7 @@ def find_seams(
 
 
 def remove_seams(
-    x: torch.Tensor, guide: torch.Tensor | None = None, consistency: float = 0.8
+    x: torch.Tensor, guide: torch.Tensor | None = None, consistency: float = 0.7
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Find straight plate seams across (1, H, W) `x` and level each plate of the resulting grid."""
     r = (x - guide if guide is not None else x)[0].double()
@@ -283,7 +283,7 @@ class ArtefactRemoval:
     seams: bool = True
     weave_threshold: float = 4.0
     weave_min_frequency: float = 0.06
-    seam_consistency: float = 0.8
+    seam_consistency: float = 0.7
     bar_consistency: float = 0.8
     bar_max_width: float = 0.2
 
