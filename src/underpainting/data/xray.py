@@ -173,6 +173,7 @@ class XRaySimulator:
     bars: StretcherBars = field(default_factory=StretcherBars)
     seams: PlateSeams = field(default_factory=PlateSeams)
     noise: float = 0.01  # Gaussian (quantum) noise std
+    hidden_rotation: int = 0  # degrees, a multiple of 90: reused canvases are often turned
     seed: int = 0
 
     @classmethod
@@ -188,6 +189,9 @@ class XRaySimulator:
 
     def __call__(self, surface: torch.Tensor, hidden: torch.Tensor) -> XRayMixture:
         surface, hidden = _as_rgb01(surface, "surface"), _as_rgb01(hidden, "hidden")
+        if self.hidden_rotation % 90:
+            raise ValueError(f"hidden_rotation must be a multiple of 90 degrees, got {self.hidden_rotation}")
+        hidden = torch.rot90(hidden, k=self.hidden_rotation // 90, dims=(-2, -1))
         h, w = surface.shape[-2:]
         if hidden.shape[-2:] != (h, w):
             hidden = F.interpolate(hidden[None], size=(h, w), mode="bicubic", antialias=True)[0].clamp(0, 1)

@@ -64,7 +64,8 @@ class XRayDataModule(pl.LightningDataModule):
     mosaic: {cols, overlap, equalise} for plates. registration: {method: none|points|auto, kind, points}.
     artefacts: switches and thresholds of `underpainting.xray.artefacts.ArtefactRemoval`.
     degree: the polynomial degree of the regression baseline (the network's first guess).
-    simulate: {surface_seed, hidden_seed, size, seed} of the offline simulated case.
+    simulate: {surface_seed, hidden_seed, size, seed, simple, hidden_rotation} of the offline simulated case
+        (simple: without the acquisition artefacts; the hidden landscape turned by hidden_rotation degrees).
     patch_size / batch_size / steps_per_epoch: patches per step and steps per epoch.
     """
 
@@ -129,7 +130,8 @@ class XRayDataModule(pl.LightningDataModule):
         scenes = SyntheticLandscapes(self.labels, int(s.get("size", 128)))
         surface = (scenes(int(s.get("surface_seed", 0))).painting + 1) / 2
         hidden = (scenes(int(s.get("hidden_seed", 1))).painting + 1) / 2
-        m = XRaySimulator(seed=int(s.get("seed", 0)))(surface, hidden)
+        sim = XRaySimulator.simple if s.get("simple", False) else XRaySimulator
+        m = sim(seed=int(s.get("seed", 0)), hidden_rotation=int(s.get("hidden_rotation", 0)))(surface, hidden)
         return m.xray, m.visible, m.hidden, {"xray": "simulated", "visible": "simulated"}
 
     def setup(self, stage: str | None = None) -> None:
