@@ -11,6 +11,8 @@ import torch
 from hydra.utils import instantiate
 
 from underpainting.data.xray import XRaySimulator
+from underpainting.data.xray_patches import XRayDataModule, XRayPatches
+from underpainting.errors import DataError
 from underpainting.models.networks.xray import XRaySeparationNet
 from underpainting.models.xray_separation import XRaySeparation
 from underpainting.train import run
@@ -83,3 +85,19 @@ def test_separation_beats_the_mixture_and_the_baseline(make_cfg, tmp_path, one_t
     terms = {"train/xray_reconstruction", "train/visible_reconstruction", "train/exclusion", "train/loss"}
     assert terms <= set(metrics)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_datamodule_errors_name_the_setting(tmp_path):
+    from underpainting.xray.io import save_grey
+
+    save_grey(torch.rand(1, 40, 40), tmp_path / "x.png")
+    with pytest.raises(DataError, match="`data.visible` is not set"):
+        XRayDataModule(xray=str(tmp_path / "x.png")).setup()
+    case = XRayDataModule(xray=str(tmp_path / "x.png"), visible=str(tmp_path / "x.png").replace("x.png", "v.png"))
+    with pytest.raises(DataError, match="v.png does not exist"):
+        case.setup()
+    from underpainting.xray.case import prepare_case
+
+    small = prepare_case(torch.rand(1, 40, 40), torch.rand(3, 40, 40), artefacts={"seams": False, "bars": False})
+    with pytest.raises(DataError, match="smaller than `data.patch_size`=64"):
+        XRayPatches(small, 64, 8)
