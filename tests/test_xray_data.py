@@ -42,12 +42,19 @@ def noise_paintings(size: int, seeds=(0, 1)) -> list[torch.Tensor]:
     for seed in seeds:
         g = torch.Generator().manual_seed(seed)
         field = sum(
-            torch.nn.functional.interpolate(torch.rand(1, 3, c, c, generator=g), size=(size, size), mode="bicubic") / k
+            torch.nn.functional.interpolate(
+                torch.rand(1, 3, c, c, generator=g), size=(size, size), mode="bicubic"
+            )
+            / k
             for k, c in enumerate((3, 6, 12, 24), 1)
         )
         field = (field - field.min()) / (field.max() - field.min())
-        shape = torch.nn.functional.interpolate(torch.rand(1, 1, 5, 5, generator=g), size=(size, size), mode="bicubic")
-        out.append((0.6 * field + 0.4 * (shape > 0.5).float() * torch.rand(1, 3, 1, 1, generator=g))[0].clamp(0, 1))
+        shape = torch.nn.functional.interpolate(
+            torch.rand(1, 1, 5, 5, generator=g), size=(size, size), mode="bicubic"
+        )
+        out.append(
+            (0.6 * field + 0.4 * (shape > 0.5).float() * torch.rand(1, 3, 1, 1, generator=g))[0].clamp(0, 1)
+        )
     return out
 
 
@@ -194,7 +201,6 @@ def test_seam_removal_levels_the_plates():
     m = sim(*noise_paintings(192))
     guide = regression_baseline(m.xray, m.visible, 3)[0]
     _, seams = remove_seams(m.xray, guide)
-    print("seams r", pearson(seams, m.artefacts["seams"]))
     assert pearson(seams, m.artefacts["seams"]) > 0.95
 
 
@@ -203,13 +209,10 @@ def test_bar_and_weave_removal_take_out_their_artefact():
     sim = XRaySimulator(seams=PlateSeams(offset=0.0), weave=Weave(amplitude=0.0), seed=1)
     m = sim(*big)
     _, bars = remove_bars(m.xray, regression_baseline(m.xray, m.visible, 3)[0])
-    print("bars r", pearson(bars, m.artefacts["bars"]))
     assert pearson(bars, m.artefacts["bars"]) > 0.6
     m = XRaySimulator(seams=PlateSeams(offset=0.0), bars=StretcherBars(amplitude=0.0), seed=1)(*big)
     clean, weave = remove_weave(m.xray)
-    print("weave r", pearson(weave, m.artefacts["weave"]))
     left = clean - m.surface - m.hidden - m.artefacts["noise"]  # weave not removed + painting removed with it
-    print("left", float(left.std()) / float(m.artefacts["weave"].std()))
     assert pearson(weave, m.artefacts["weave"]) > 0.8
     assert float(left.std()) < 0.6 * float(m.artefacts["weave"].std())
 

@@ -93,11 +93,15 @@ def test_datamodule_errors_name_the_setting(tmp_path):
     save_grey(torch.rand(1, 40, 40), tmp_path / "x.png")
     with pytest.raises(DataError, match="`data.visible` is not set"):
         XRayDataModule(xray=str(tmp_path / "x.png")).setup()
-    case = XRayDataModule(xray=str(tmp_path / "x.png"), visible=str(tmp_path / "x.png").replace("x.png", "v.png"))
+    case = XRayDataModule(
+        xray=str(tmp_path / "x.png"), visible=str(tmp_path / "x.png").replace("x.png", "v.png")
+    )
     with pytest.raises(DataError, match="v.png does not exist"):
         case.setup()
     from underpainting.xray.case import prepare_case
 
-    small = prepare_case(torch.rand(1, 40, 40), torch.rand(3, 40, 40), artefacts={"seams": False, "bars": False})
+    small = prepare_case(
+        torch.rand(1, 40, 40), torch.rand(3, 40, 40), artefacts={"seams": False, "bars": False}
+    )
     with pytest.raises(DataError, match="smaller than `data.patch_size`=64"):
         XRayPatches(small, 64, 8)
