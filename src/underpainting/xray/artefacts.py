@@ -33,26 +33,34 @@ def weave_notch(
     cycles/px (painted passages dominate below); the `max_peaks` strongest are notched with soft discs of radius
     1.2 % of the size (at least 2 bins), which cover that spread.
     """
-    spec = torch.fft.fft2(x[0].double() - x.double().mean())
+    spec = torch.fft.fft2(x[0].float() - x.float().mean())
     mag = torch.fft.fftshift(spec.abs())[None, None]
+    del spec
     h, w = mag.shape[-2:]
     outer = F.avg_pool2d(F.pad(mag, (15, 15, 15, 15), mode="reflect"), 31, stride=1) * 31**2
     inner = F.avg_pool2d(F.pad(mag, (4, 4, 4, 4), mode="reflect"), 9, stride=1) * 9**2
     ratio = (mag / ((outer - inner) / (31**2 - 9**2)).clamp_min(1e-12))[0, 0]
-    fy = torch.fft.fftshift(torch.fft.fftfreq(h, dtype=torch.float64))[:, None]
-    fx = torch.fft.fftshift(torch.fft.fftfreq(w, dtype=torch.float64))[None, :]
+    del outer, inner
+    fy = torch.fft.fftshift(torch.fft.fftfreq(h))[:, None]
+    fx = torch.fft.fftshift(torch.fft.fftfreq(w))[None, :]
     local_max = mag[0, 0] == F.max_pool2d(mag, 5, stride=1, padding=2)[0, 0]
     candidate = local_max & (ratio > threshold) & ((fy**2 + fx**2).sqrt() > min_frequency)
     score = torch.where(candidate, ratio, torch.zeros_like(ratio)).flatten()
     peaks = torch.topk(score, min(max_peaks, int(candidate.sum()))).indices
-    yy, xx = torch.meshgrid(
-        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
-    )
     radius = max(2.0, 0.012 * max(h, w))
-    keep = torch.ones(h, w, dtype=torch.float64)
-    for p in peaks.tolist():
-        d = ((yy - p // w) ** 2 + (xx - p % w) ** 2).sqrt()
-        keep = keep * ((d - radius) / 1.5 + 0.5).clamp(0, 1)
+    reach = int(radius) + 3
+    keep = torch.ones(h, w)
+    for p in peaks.tolist():  # a soft disc around each peak, drawn in its window only
+        cy, cx = p // w, p % w
+        y0, y1, x0, x1 = (
+            max(0, cy - reach),
+            min(h, cy + reach + 1),
+            max(0, cx - reach),
+            min(w, cx + reach + 1),
+        )
+        yy, xx = torch.meshgrid(torch.arange(y0, y1).float(), torch.arange(x0, x1).float(), indexing="ij")
+        d = ((yy - cy) ** 2 + (xx - cx) ** 2).sqrt()
+        keep[y0:y1, x0:x1] *= ((d - radius) / 1.5 + 0.5).clamp(0, 1)
     return torch.fft.ifftshift(keep)
 
 
@@ -61,8 +69,7 @@ def remove_weave(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Notch-filter the canvas weave out of (1, H, W) `x` (see `weave_notch`)."""
     keep = weave_notch(x, threshold, min_frequency)
-    spec = torch.fft.fft2(x[0].double())
-    weave = torch.fft.ifft2(spec * (1 - keep)).real.float()[None]
+    weave = torch.fft.ifft2(torch.fft.fft2(x[0].float()) * (1 - keep)).real[None]
     log.info("weave: %d frequency bins notched", int((keep < 0.5).sum()))
     return x - weave, weave
 
