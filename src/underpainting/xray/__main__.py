@@ -1,0 +1,5 @@
+import sys
+
+from underpainting.xray.cli import main
+
+sys.exit(main())

@@ -1,0 +1,79 @@
+"""`python -m underpainting.xray trace HIDDEN --out DIR`: the hidden X-ray as a backdrop to paint a sketch on.
+
+Writes, at the sketch's size: `backdrop.png` (the X-ray contrast-normalised and lightened, so palette strokes stand
+out on it), `palette_key.png` (the label colours with their names), `key.json` (backdrop, size, palette: what a
+browser page needs to lay a painting canvas over the X-ray), and with `--sketch`, `overlay.png` (the sketch over
+the X-ray, to check the tracing follows the hidden shapes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+
+from underpainting.data.labels import LabelSet
+from underpainting.errors import DataError
+from underpainting.xray.io import contrast_normalise, load_visible, load_xray, save_grey
+
+BACKDROP_RANGE = (0.35, 1.0)  # the X-ray's black..white mapped here: mid-tones stay readable under strokes
+
+
+def backdrop(xray: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, h, w) X-ray -> (1, H, W) lightened backdrop of `size` = (H, W) (aspect ratios must agree within 2 %)."""
+    h, w = xray.shape[-2:]
+    if abs(w / h - size[1] / size[0]) > 0.02 * (w / h):
+        raise DataError(
+            f"the X-ray is {w}x{h} px but the sketch {size[1]}x{size[0]}: different shapes. Make the sketch with "
+            "the X-ray's aspect ratio (`trace` without --size/--like uses the X-ray's own size)"
+        )
+    x = F.interpolate(xray[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    lo, hi = BACKDROP_RANGE
+    return lo + (hi - lo) * contrast_normalise(x)
+
+
+def palette_key(labels: LabelSet, swatch: int = 18) -> Image.Image:
+    img = Image.new("RGB", (200, swatch * len(labels) + 4), "white")
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default()
+    for i, c in enumerate(labels.classes):
+        y = 2 + i * swatch
+        draw.rectangle([2, y, 2 + swatch - 3, y + swatch - 3], fill=c.rgb, outline="black")
+        draw.text((swatch + 6, y + 3), f"{c.id:2d} {c.name}", fill="black", font=font)
+    return img
+
+
+def write_trace(
+    hidden: str | Path,
+    out: str | Path,
+    labels: LabelSet,
+    size: tuple[int, int] | None = None,
+    sketch: str | Path | None = None,
+) -> dict:
+    """Write the backdrop files (see the module docstring); `size` (H, W) defaults to the sketch's or the X-ray's."""
+    xray = load_xray(hidden)
+    sk = load_visible(sketch) if sketch else None
+    size = size or (tuple(sk.shape[-2:]) if sk is not None else tuple(xray.shape[-2:]))
+    out = Path(out)
+    bd = backdrop(xray, size)
+    save_grey(bd, out / "backdrop.png")
+    palette_key(labels).save(out / "palette_key.png")
+    key = {
+        "backdrop": "backdrop.png",
+        "source": str(hidden),
+        "size": {"width": size[1], "height": size[0]},
+        "backdrop_range": list(BACKDROP_RANGE),
+        "palette": [{"id": c.id, "name": c.name, "rgb": list(c.rgb)} for c in labels.classes],
+        "palette_key": "palette_key.png",
+    }
+    if sk is not None:
+        if tuple(sk.shape[-2:]) != tuple(size):
+            sk = F.interpolate(sk[None], size=size, mode="nearest")[0]
+        overlay = 0.55 * sk + 0.45 * bd.expand(3, -1, -1)
+        a = (overlay.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+        Image.fromarray(a, "RGB").save(out / "overlay.png")
+        key["overlay"] = "overlay.png"
+    (out / "key.json").write_text(json.dumps(key, indent=2))
+    return key
