@@ -74,7 +74,9 @@ def test_user_config_folder_adds_options_and_local_overrides_last(tmp_path, monk
 
 
 def test_zoo_command_says_when_the_zoo_is_not_installed(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "underpainting.zoo", None)  # as in an install without the zoo package
+    # as in an install without the zoo package, whether or not an earlier test imported it
+    monkeypatch.setitem(sys.modules, "underpainting.zoo", None)
+    monkeypatch.setitem(sys.modules, "underpainting.zoo.__main__", None)
     assert cli.zoo() == 2
     assert "no underpainting.zoo" in capsys.readouterr().err
 
