@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from underpainting.utils.workers import worker_init
+
 
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
@@ -104,6 +106,7 @@ class DrawDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=worker_init if self.num_workers > 0 else None,  # workers outlive SIGTERM (SafeStop)
             generator=torch.Generator().manual_seed(
                 self.seed
             ),  # keeps the global RNG untouched by loader setup

@@ -23,7 +23,7 @@ from torch import nn
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
 from underpainting.errors import UserError, WeightsError
-from underpainting.export import build_model, load_checkpoint
+from underpainting.export import build_model, check_labels, load_checkpoint
 from underpainting.inference.tiling import run_large
 
 log = logging.getLogger(__name__)
@@ -71,28 +71,6 @@ def missing_checkpoint_error(key: str, train_command: str, targets: Sequence[str
     return UserError(
         f"`{key}` is not set: no checkpoint for this stage. Train one with `{train_command}` and pass "
         f"`{key}=outputs/train/<run>/checkpoints/last.ckpt` (no weights are shipped with the repo).{found}"
-    )
-
-
-def check_labels(ckpt_labels: dict | None, labels: LabelSet, path: Path) -> None:
-    """A checkpoint trained on another label set would read every sketch wrong: stop, naming both sets."""
-    if not ckpt_labels:
-        return
-    theirs = LabelSet(ckpt_labels["classes"])
-    if theirs.names == labels.names and torch.equal(theirs.palette, labels.palette):
-        return
-    diff = next(
-        (
-            f"id {a.id}: checkpoint {a.name!r} {a.rgb} vs config {b.name!r} {b.rgb}"
-            for a, b in zip(theirs.classes, labels.classes, strict=False)
-            if (a.name, a.rgb) != (b.name, b.rgb)
-        ),
-        f"the checkpoint has {len(theirs)} classes, the config {len(labels)}",
-    )
-    raise WeightsError(
-        f"{path} was trained with a different label set ({len(theirs)} classes: {', '.join(theirs.names[:6])}...) "
-        f"than this config's `labels` ({len(labels)} classes: {', '.join(labels.names[:6])}...); first difference: "
-        f"{diff}. Use the labels it was trained with (`labels=<name>`) or a checkpoint trained on these."
     )
 
 
