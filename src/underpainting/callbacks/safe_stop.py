@@ -2,7 +2,8 @@
 
 Triggers: SIGTERM (what a cluster sends before preemption), SLURM's requeue signal (Lightning's `SLURMEnvironment`
 auto-requeue, whose checkpoint is deferred from inside the signal handler - the middle of a step - to the step's end),
-`trainer.max_time` and `trainer.max_steps`. A budget or a signal wins over `trainer.min_epochs`: Lightning's own timer
+`trainer.max_time` and `trainer.max_steps` - and the natural end of training, so `last.ckpt` is always the final
+state. A budget or a signal wins over `trainer.min_epochs`: Lightning's own timer
 only asks the trainer to stop, which `min_epochs` overrules until the epoch ends (once a batch, with a message each).
 
 The checkpoint is the one `ModelCheckpoint` would write at that step (`last.ckpt`), written through it so its
@@ -97,6 +98,13 @@ class SafeStop(Callback):
         trainer.should_stop = True
         trainer.fit_loop.min_epochs = 0  # a budget or a signal wins over trainer.min_epochs
         trainer.fit_loop.epoch_loop.min_steps = 0
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """`last.ckpt` is the final state: Lightning's `save_last` only follows the periodic saves, so a run whose
+        length is not a multiple of `every_n_train_steps` would otherwise end with an older last.ckpt."""
+        if self._done_at != trainer.global_step:
+            save_last_checkpoint(trainer)
+            self._done_at = trainer.global_step
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
