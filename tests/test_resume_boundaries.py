@@ -31,8 +31,12 @@ DECAY = (
 )
 MODELS = {
     "cyclegan": [*TINY_CYCLEGAN, "model.G_AB.dropout=true", f"model.scheduler={DECAY}"],
-    "spade": [*TINY_SPADE, *WITH_ENCODER, f"model.scheduler={DECAY}"],
-    "pix2pix": [*TINY_PIX2PIX, f"model.scheduler={DECAY}"],
+    "spade": [*TINY_SPADE, *WITH_ENCODER, f"model.scheduler={DECAY}", "model.ema_decay=0.9"],
+    "pix2pix": [
+        *TINY_PIX2PIX,
+        f"model.scheduler={DECAY}",
+        "model.ema_decay=0.9",
+    ],  # averages resume exactly too
 }
 # (checkpoint, what it is): b = ModelCheckpoint on a train batch end, e = at the train epoch end, v = after
 # validation. The last batch of epoch 0 is the case that came back one LR step behind.
@@ -88,6 +92,7 @@ def assert_same_state(a: dict, b: dict) -> None:
 def test_resume_at_every_boundary_is_bitwise(make_cfg, tmp_path, model):
     overrides = [*MODELS[model], *COMMON]
     full, ref = _run(make_cfg, overrides, "full", _boundary_checkpoints(tmp_path / "full"))
+    assert any(k.startswith("ema.") for k in ref["state_dict"]) == (model != "cyclegan")
     assert ref["global_step"] == 12 and full.lrs[12] < full.lrs[2], "the LR decays within the compared steps"
     for name in BOUNDARIES[model]:
         ckpt = tmp_path / "full" / name[0] / f"{name}.ckpt"

@@ -94,6 +94,32 @@ def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels
     return model
 
 
+def check_output(image: torch.Tensor, source: str, what: str) -> torch.Tensor:
+    """A stage's output must be a picture: nan/inf or one flat colour means a broken checkpoint (a diverged run
+    paints black and used to report `ok`)."""
+    if not torch.isfinite(image).all():
+        raise WeightsError(
+            f"{source}: the {what} holds nan/inf values: the checkpoint is broken (its training diverged?); use an "
+            "earlier checkpoint of that run"
+        )
+    flat = image.float().flatten(-2).std(-1) < 1e-5  # per channel
+    if bool(flat.all()):
+        colour = [round(float(v), 3) for v in image.float().flatten(-2).mean(-1).flatten()[:3]]
+        raise WeightsError(
+            f"{source}: the {what} is one flat colour ({colour} in [-1, 1]) whatever the input: the checkpoint is "
+            "broken (its training diverged or collapsed); use an earlier checkpoint of that run"
+        )
+    return image
+
+
+def _probe_labels(labels: LabelSet, size: int = 64) -> torch.Tensor:
+    """A small sketch with three regions, to try a stage-1 generator on before any real sketch."""
+    ids = torch.full((1, size, size), labels.id("sky") if "sky" in labels.names else 0, dtype=torch.long)
+    ids[:, size // 2 :] = labels.id("grass") if "grass" in labels.names else min(1, len(labels) - 1)
+    ids[:, size // 4 : size // 2, size // 4 : size // 2] = len(labels) - 1
+    return ids
+
+
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
@@ -179,6 +205,9 @@ class GeneratorScene:
             from underpainting.data.nst import load_image
 
             self.style_z, _ = self.module.encode_style(load_image(self.style_image).to(device))
+        size = self.G.crop_size[0] if self.encoder is not None else 64
+        for scene in self(_probe_labels(labels, size)[0], Style()):
+            check_output(scene, self.checkpoint, "scene its generator paints for a test sketch")
 
     def condition(self, ids: torch.Tensor) -> torch.Tensor:
         """The generator's input for (1, H, W) ids: SPADE's one-hot semantics or pix2pix's colour/one-hot map."""
@@ -212,6 +241,7 @@ class GeneratorScene:
 
             out = run_large(fn, cond, net=self.G, tile=tile, overlap=overlap, multiple=stride, fixed_size=fixed,
                             stats_mode="nearest")  # fmt: skip
+            check_output(out, self.checkpoint, "scene")
             scenes.append(_resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1))
         return scenes
 
@@ -267,6 +297,9 @@ class CycleGANPainting:
             )
         self.net = self.net.eval().to(device)
         self.device = device
+        ramp = torch.linspace(-1, 1, 64)
+        probe = torch.stack([ramp[None].expand(64, -1), ramp[:, None].expand(-1, 64), -ramp[None].expand(64, -1)])
+        check_output(self(probe, None, Style()), self.checkpoint, "painting its generator makes of a test image")
 
     @torch.no_grad()
     def __call__(self, scene: torch.Tensor, labels: torch.Tensor, style: Style) -> torch.Tensor:
@@ -275,6 +308,7 @@ class CycleGANPainting:
         x = _resize(scene[None], _scaled_size(h, w, self.scale), "bilinear").to(self.device)
         out = run_large(self.net, x, net=self.net, tile=self.tile, overlap=self.overlap, multiple=stride,
                         stats_max_side=self.stats_max_side)  # fmt: skip
+        check_output(out, self.checkpoint, "painting")
         return _resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1)
 
 
