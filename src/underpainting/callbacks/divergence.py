@@ -61,9 +61,9 @@ class DivergenceGuard(Callback):
             self.check(trainer, pl_module)
 
     def _record(self, terms: dict[str, torch.Tensor], step: int) -> None:
-        if sorted(terms) != self._names:  # first step, or the model logs other terms now: start over
+        if list(terms) != self._names:  # first step, or the model logs other terms now: start over
             self._check_local_and_raise(None)
-            self._names = sorted(terms)
+            self._names = list(terms)  # the model's order: generator terms before the totals and D's
             like = terms[self._names[0]]
             self._first = torch.full((len(self._names),), -1, dtype=torch.long, device=like.device)
             self._value = torch.zeros(len(self._names), dtype=torch.float32, device=like.device)
@@ -122,10 +122,16 @@ class DivergenceGuard(Callback):
                 trainer, pl_module, self.max_loss
             )
         first, value = self._first.tolist(), self._value.tolist()
-        bad = sorted((s, n, v) for s, n, v in zip(first, self._names, value, strict=True) if s >= 0)
-        step, name, val = bad[0]
+        bad = sorted(
+            (
+                (s, i, n, v)
+                for i, (s, n, v) in enumerate(zip(first, self._names, value, strict=True))
+                if s >= 0
+            )
+        )
+        step, _, name, val = bad[0]
         what = "is not finite" if not math.isfinite(val) else f"exceeds the bound {self.max_loss:g}"
-        others = sorted({n for _, n, _ in bad[1:]})
+        others = [n for _, _, n, _ in bad[1:]]
         also = f" (also: {', '.join(others[:6])}{', ...' if len(others) > 6 else ''})" if others else ""
         return (
             f"training diverged at step {step}: the loss term {name} = {val:.4g} {what}{also}. The run stopped "
@@ -147,7 +153,7 @@ def _hints(trainer: pl.Trainer | None, pl_module: pl.LightningModule | None, max
         keys.append(
             f"trainer.precision (now {trainer.precision}; fp16 overflows where bf16-mixed or 32-true do not)"
         )
-    keys.append(f"callbacks.divergence_guard.max_loss (now {max_loss}) if such losses are expected")
+    keys.append(f"callbacks.divergence_guard.max_loss (now {max_loss:g}) if such losses are expected")
     good = _last_good_checkpoint(trainer)
     resume = (
         f" The last good checkpoint is {good}: fix the setting and resume with ckpt_path={good}."

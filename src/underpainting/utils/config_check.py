@@ -130,9 +130,9 @@ def _experiment_data(experiment: str) -> str | None:
     if not HydraConfig.initialized():
         return None
     for source in HydraConfig.get().runtime.config_sources:
-        if source.provider != "main" or not source.path.startswith("file://"):
+        if source.provider != "main" or source.path.startswith("pkg://"):
             continue
-        path = Path(source.path[len("file://") :]) / "experiment" / f"{experiment}.yaml"
+        path = Path(source.path.removeprefix("file://")) / "experiment" / f"{experiment}.yaml"
         if path.is_file():
             for entry in OmegaConf.load(path).get("defaults", []):
                 if isinstance(entry, DictConfig) and "override /data" in entry:
@@ -164,8 +164,8 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
         if experiment and made_for and made_for != choices.get("data"):
             msg += (
                 f". It comes from experiment={experiment}, which is made for data={made_for} only: drop the "
-                f"experiment to train on data={choices.get('data')} (e.g. `python train.py model=cyclegan "
-                f"data=vangogh_landscapes`, see README), or add data={made_for}"
+                f"experiment to train on data={choices.get('data')} (`python train.py model={choices.get('model')} "
+                f"data={choices.get('data')} ...`, see README)"
             )
         else:
             msg += f": remove it or check its spelling in the {group} config"
