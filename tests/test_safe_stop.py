@@ -42,8 +42,9 @@ def _start(out: Path, *extra: str, env=None) -> subprocess.Popen:
 
 
 def _finish(proc: subprocess.Popen, timeout: int = 300) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=timeout)
-    return proc.returncode, err
+    """Exit status and everything printed (Hydra logs to stdout, Lightning and errors to stderr)."""
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
 
 
 def _train(out: Path, *extra: str) -> dict:

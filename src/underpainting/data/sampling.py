@@ -75,7 +75,12 @@ class ResumableDataLoader(DataLoader):
         return {"epoch": self.sampler.epoch, "batches": int(self.batches_done())}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sampler.resume(state["epoch"], state["batches"] * self.batch_size)
+        if state["batches"] >= len(self):
+            # Saved after the epoch's last batch: the next draws are the next epoch's. (With workers the iterator,
+            # and so the sampler's order, is made before Lightning calls set_epoch for that epoch.)
+            self.sampler.resume(state["epoch"] + 1, 0)
+        else:
+            self.sampler.resume(state["epoch"], state["batches"] * self.batch_size)
 
 
 class DrawDataModule(pl.LightningDataModule):
