@@ -19,6 +19,7 @@ from underpainting.errors import ConfigError, UserError
 from underpainting.export import check_run_checkpoint
 from underpainting.utils.checkpoint_io import remove_stale_temp_files
 from underpainting.utils.config_check import build, check_types
+from underpainting.utils.distributed import leave_process_group_at_exit
 from underpainting.utils.loggers import configure_wandb_mode, wandb_start_error
 
 log = logging.getLogger(__name__)
@@ -76,20 +77,11 @@ def _test_path(trainer: pl.Trainer, trained: bool, ckpt_path: str | None) -> str
     return best[0] if best else None
 
 
-def _destroy_process_group() -> None:
-    """Every rank leaves the gloo/NCCL group before exiting: a group left to interpreter shutdown has worker threads
-    that abort the process ("terminate called without an active exception")."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, float]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
     configure_wandb_mode(preflight="wandb" in (cfg.get("logger") or {}))
     check_types(cfg)
+    leave_process_group_at_exit()  # DDP ranks: no abort at exit
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
@@ -132,7 +124,6 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
         import wandb
 
         wandb.finish()
-    _destroy_process_group()
     return metrics
 
 

@@ -24,6 +24,7 @@ from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
 from underpainting.metrics.features import FeatureExtractor
 from underpainting.metrics.lpips import LPIPSNet
+from underpainting.utils.distributed import leave_process_group_at_exit
 from underpainting.utils.tracking import log_attempts_table
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 def _training_rng_untouched() -> contextlib.AbstractContextManager:
     """Evaluation must not move the training RNG: a run that validates and one resumed from a checkpoint written
     before that validation would otherwise draw different dropout/noise afterwards (exact resume)."""
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    devices = (
+        [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    )
     return torch.random.fork_rng(devices=devices)
 
 
@@ -99,6 +102,10 @@ class MetricsCallback(Callback):
         self._first: dict[str, torch.Tensor] | None = None
         self._protocol_logged = False
         self.history: list[dict] = []
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            leave_process_group_at_exit()  # the states are synced over the group: tear it down cleanly at exit
 
     def state_dict(self) -> dict:
         return {"history": self.history}  # a resumed run keeps the earlier numbers in metrics.json
