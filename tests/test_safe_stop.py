@@ -71,64 +71,62 @@ def reference(tmp_path_factory) -> dict:
     return _train(tmp_path_factory.mktemp("reference"))
 
 
-@pytest.mark.slow
-def test_sigkill_then_resume_is_exact(tmp_path, reference):
-    proc = _start(tmp_path / "a")
-    ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
-    _wait_for_step(ckpt, 12, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert torch.load(ckpt, weights_only=True)["global_step"] >= 12
-    assert_same_state(_train(tmp_path / "b", f"ckpt_path={ckpt}"), reference)
+SLURM = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
+         "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}  # fmt: skip
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_process_group_saves_at_the_next_step_and_exits_cleanly(tmp_path, reference):
-    out = tmp_path / "a"
-    proc = _start(out)
-    _wait_for_step(out / "checkpoints" / "last.ckpt", 8, proc)
-    os.killpg(proc.pid, signal.SIGTERM)  # main process and its DataLoader workers, as a cluster does
-    rc, err = _finish(proc)
-    assert rc == 0 and "Traceback" not in err, err[-3000:]
-    stop = re.search(r"stopping at step (\d+) \(epoch \d+, batch \d+ of 4\): SIGTERM; checkpoint (\S+);", err)
-    assert stop, err[-3000:]
-    state = torch.load(stop.group(2), weights_only=True)
-    assert state["global_step"] == int(stop.group(1)) >= 8 and state["global_step"] % 2 == 0, (
-        "after a whole step"
-    )
-    log = (out / "train.log").read_text()
-    assert re.search(r"step \d+ epoch \d+ batch \d+/4 .*train/cycle_A=", log), (
-        "train.log records the run as it goes"
-    )
-    assert "checkpoint written" in log and "SIGTERM" in log
-    assert_same_state(_train(tmp_path / "b", f"ckpt_path={stop.group(2)}"), reference)
-
-
-@pytest.mark.slow
-def test_slurm_requeue_signal_checkpoints_at_a_safe_point_and_requeues(tmp_path, reference):
+def test_a_job_requeued_preempted_and_killed_ends_like_the_one_left_alone(tmp_path, reference):
+    """One job's life: SLURM's requeue signal (USR1), then SIGTERM to the process group (preemption; the DataLoader
+    workers get it too), then SIGKILL; resumed each time, it ends bitwise equal to the uninterrupted run."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
     (bin_dir / "scontrol").chmod(0o755)
-    env = {**ENV, "PATH": f"{bin_dir}:{ENV['PATH']}", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train",
-           "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-           "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost"}  # fmt: skip
-    out = tmp_path / "a"
-    proc = _start(out, env=env)
-    _wait_for_step(out / "checkpoints" / "last.ckpt", 8, proc)
-    os.kill(proc.pid, signal.SIGUSR1)  # SLURM --signal=USR1@...: save and requeue
-    deadline = time.time() + 120
-    while not list(out.glob("hpc_ckpt_*.ckpt")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGTERM)  # then SLURM stops the job
-    rc, err = _finish(proc)
-    assert rc == 0 and "Traceback" not in err, err[-3000:]
+
+    # 1. SLURM asks for a requeue: hpc checkpoint after a whole step, `scontrol requeue <job>`, the run stops.
+    a = tmp_path / "a"
+    proc = _start(a, env={**ENV, **SLURM, "PATH": f"{bin_dir}:{ENV['PATH']}"})
+    _wait_for_step(a / "checkpoints" / "last.ckpt", 8, proc)
+    os.kill(proc.pid, signal.SIGUSR1)
+    rc, text = _finish(proc)
+    assert rc == 0 and "Traceback" not in text, text[-3000:]
+    assert "SLURM's requeue signal; hpc checkpoint in" in text
     assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
-    (hpc,) = out.glob("hpc_ckpt_*.ckpt")
-    state = torch.load(hpc, weights_only=True)
-    progress = state["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]
+    (hpc,) = a.glob("hpc_ckpt_*.ckpt")
+    progress = torch.load(hpc, weights_only=True)["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]
     assert progress["processed"] == progress["ready"], "saved after a whole step, not inside one"
-    assert_same_state(_train(tmp_path / "b", f"ckpt_path={hpc}"), reference)
+
+    # 2. The requeued job resumes from it and is preempted: SIGTERM to the whole process group.
+    b = tmp_path / "b"
+    proc = _start(b, f"ckpt_path={hpc}")
+    _wait_for_step(b / "checkpoints" / "last.ckpt", 24, proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    rc, text = _finish(proc)
+    assert rc == 0 and "Traceback" not in text, text[-3000:]
+    stop = re.search(
+        r"stopping at step (\d+) \(epoch \d+, batch \d+ of 4\): SIGTERM; checkpoint (\S+);", text
+    )
+    assert stop, text[-3000:]
+    state = torch.load(stop.group(2), weights_only=True)
+    assert state["global_step"] == int(stop.group(1)) >= 24 and state["global_step"] % 2 == 0, (
+        "after a whole step"
+    )
+    log = (b / "train.log").read_text()
+    assert re.search(r"step \d+ epoch \d+ batch \d+/4 .*train/cycle_A=", log), (
+        "train.log records the run as it goes"
+    )
+    assert f"resumed from {hpc}" in log and "checkpoint written" in log and "SIGTERM" in log
+
+    # 3. Resumed again, and killed outright.
+    c = tmp_path / "c"
+    proc = _start(c, f"ckpt_path={stop.group(2)}")
+    _wait_for_step(c / "checkpoints" / "last.ckpt", 36, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    # 4. The last resume runs to the end.
+    assert_same_state(_train(tmp_path / "d", f"ckpt_path={c / 'checkpoints' / 'last.ckpt'}"), reference)
 
 
 @pytest.mark.slow
@@ -159,6 +157,7 @@ AtomicCheckpointIO().save_checkpoint(ckpt, sys.argv[1])
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(make_cfg, tmp_path):
     from underpainting.train import run
 
