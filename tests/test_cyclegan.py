@@ -19,19 +19,19 @@ from underpainting.train import run
 
 @pytest.mark.slow
 def test_seeded_training_reduces_cycle_loss(make_cfg):
-    """About a minute on 2 cores: the cycle loss falls clearly and every term stays finite."""
+    """64 iterations: the cycle loss (cycle_A + cycle_B) falls from ~7.3 (untrained generators paint ~0) to ~3.9.
+    Measured at 1 and 2 threads over seeds 1889, 7, 42: last 3.75-3.90, last/first 0.52-0.53; the bounds below
+    keep >= 20% margin on both (float reduction order differs between machines and thread counts)."""
     rec = RecordLosses()
     cfg = make_cfg(
         [
             *TINY_CYCLEGAN,
-            "data.num_train=32",
+            "data.num_train=16",
             "data.batch_size=4",
-            "model.G_AB.ngf=16",
-            "model.G_AB.n_blocks=2",
-            "model.optimizer_G.lr=1e-3",
-            "model.scheduler.n_epochs=12",
+            "model.optimizer_G.lr=2e-3",
+            "model.scheduler.n_epochs=16",
             "model.scheduler.n_epochs_decay=0",
-            "trainer.max_epochs=12",
+            "trainer.max_epochs=16",
             "trainer.precision=bf16-mixed",
             "callbacks.sample_grid.every_n_steps=0",
             "trainer.log_every_n_steps=1",
@@ -39,9 +39,10 @@ def test_seeded_training_reduces_cycle_loss(make_cfg):
     )
     run(cfg, extra_callbacks=[rec])
     cycle = [a + b for a, b in zip(rec.series("train/cycle_A"), rec.series("train/cycle_B"), strict=True)]
-    assert len(cycle) == 96
-    first, last = statistics.mean(cycle[:8]), statistics.mean(cycle[-8:])
-    assert last < 0.6 * first, f"cycle loss {first:.3f} -> {last:.3f}"
+    assert len(cycle) == 64
+    first, last = statistics.mean(cycle[:4]), statistics.mean(cycle[-4:])
+    print(f"cycle loss {first:.3f} -> {last:.3f} ({last / first:.3f})")
+    assert last < 5.0 and last < 0.7 * first, f"cycle loss {first:.3f} -> {last:.3f}"
     for name in rec.losses[max(rec.losses)]:
         assert all(torch.isfinite(torch.tensor(rec.series(name)))), name
 
