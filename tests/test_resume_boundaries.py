@@ -106,6 +106,17 @@ def test_resume_at_every_boundary_is_bitwise(make_cfg, tmp_path, model):
             assert resumed.lrs[step] == full.lrs[step], (name, step)
 
 
+def test_resumed_twice_at_epoch_boundaries_is_bitwise(make_cfg, tmp_path):
+    """A job killed at two epoch boundaries: the second checkpoint comes from a resumed run. Lightning left that
+    epoch uncounted and the run resumed from it trained the epoch twice (24 steps instead of 18; ExactResume)."""
+    overrides = [*MODELS["cyclegan"], *COMMON, "trainer.max_epochs=3"]
+    _, ref = _run(make_cfg, overrides, "full", _boundary_checkpoints(tmp_path / "full")[:1])
+    _run(make_cfg, [*overrides, f"ckpt_path={tmp_path / 'full' / 'b' / 'b6.ckpt'}"], "r1",
+         _boundary_checkpoints(tmp_path / "r1")[:1])  # fmt: skip
+    _, state = _run(make_cfg, [*overrides, f"ckpt_path={tmp_path / 'r1' / 'b' / 'b12.ckpt'}"], "r2")
+    assert_same_state(state, ref)
+
+
 def test_nst_resumes_bitwise_mid_level_and_at_the_level_boundary(make_cfg, tmp_path):
     """Steps 0-3 are pyramid level 0 (24 px), 4-6 level 1 (32 px): resume inside level 0 and after its last step."""
     overrides = [o for o in TINY_NST if not o.startswith(("logger=", "callbacks.sample_grid"))]
