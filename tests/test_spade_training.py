@@ -60,7 +60,7 @@ def val_colour_error(model, dm) -> float:
 
 @pytest.mark.slow
 def test_seeded_training_moves_class_colours_toward_target(make_cfg):
-    """About 30 s: the per-class mean colour error of generated validation scenes falls clearly."""
+    """About 30 s: the per-class mean colour error of generated validation scenes falls to a low absolute value."""
     import lightning.pytorch as pl
 
     cfg = make_cfg(
@@ -83,7 +83,10 @@ def test_seeded_training_moves_class_colours_toward_target(make_cfg):
     metrics = run(cfg)
     after = metrics["val/class_colour_error"]
     print(f"class colour error {before:.3f} -> {after:.3f}")
-    assert after < 0.7 * before, f"class colour error {before:.3f} -> {after:.3f}"
+    # The untrained value depends on the seed's initial networks (0.19-0.43) and the float reduction order; the
+    # trained one does not: 0.10-0.12 here (AMD, 1 and 2 threads, seeds 1889/7/42), 0.10-0.13 on Intel. An
+    # absolute bound with >= 29% margin over the worst measured value.
+    assert after < 0.17 and after < before, f"class colour error {before:.3f} -> {after:.3f}"
 
 
 def test_logs_grids_losses_and_resumes_exactly(make_cfg, tmp_path):
