@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def save_last_checkpoint(trainer: pl.Trainer) -> Path | None:
     """Write `last.ckpt` now, through the ModelCheckpoint that keeps it (None when nothing was trained yet)."""
-    if trainer.global_step == 0 or trainer.sanity_checking:
+    if trainer.global_step == 0 or trainer.sanity_checking or trainer.fast_dev_run:
         return None
     keepers = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.save_last]
     for mc in keepers:
