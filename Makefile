@@ -17,8 +17,9 @@ install: $(VENV)/.installed
 demo: install
 	WANDB_MODE=$${WANDB_MODE:-offline} PATH=$(abspath $(VENV))/bin:$$PATH bash scripts/demo.sh
 
+# One intra-op thread unless OMP_NUM_THREADS says otherwise (stable timings; tests/conftest.py); -rs: skip reasons.
 test: install
-	WANDB_MODE=offline $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	WANDB_MODE=offline OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts train.py infer.py

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -18,19 +19,19 @@ from underpainting.train import run
 
 @pytest.mark.slow
 def test_seeded_training_reduces_cycle_loss(make_cfg):
-    """About a minute on 2 cores: the cycle loss falls clearly and every term stays finite."""
+    """64 iterations: the cycle loss (cycle_A + cycle_B) falls from ~7.3 (untrained generators paint ~0) to ~3.9.
+    Measured at 1 and 2 threads over seeds 1889, 7, 42: last 3.75-3.90, last/first 0.52-0.53; the bounds below
+    keep >= 20% margin on both (float reduction order differs between machines and thread counts)."""
     rec = RecordLosses()
     cfg = make_cfg(
         [
             *TINY_CYCLEGAN,
-            "data.num_train=32",
+            "data.num_train=16",
             "data.batch_size=4",
-            "model.G_AB.ngf=16",
-            "model.G_AB.n_blocks=2",
-            "model.optimizer_G.lr=1e-3",
-            "model.scheduler.n_epochs=12",
+            "model.optimizer_G.lr=2e-3",
+            "model.scheduler.n_epochs=16",
             "model.scheduler.n_epochs_decay=0",
-            "trainer.max_epochs=12",
+            "trainer.max_epochs=16",
             "trainer.precision=bf16-mixed",
             "callbacks.sample_grid.every_n_steps=0",
             "trainer.log_every_n_steps=1",
@@ -38,22 +39,52 @@ def test_seeded_training_reduces_cycle_loss(make_cfg):
     )
     run(cfg, extra_callbacks=[rec])
     cycle = [a + b for a, b in zip(rec.series("train/cycle_A"), rec.series("train/cycle_B"), strict=True)]
-    assert len(cycle) == 96
-    first, last = statistics.mean(cycle[:8]), statistics.mean(cycle[-8:])
-    assert last < 0.6 * first, f"cycle loss {first:.3f} -> {last:.3f}"
+    assert len(cycle) == 64
+    first, last = statistics.mean(cycle[:4]), statistics.mean(cycle[-4:])
+    print(f"cycle loss {first:.3f} -> {last:.3f} ({last / first:.3f})")
+    assert last < 5.0 and last < 0.7 * first, f"cycle loss {first:.3f} -> {last:.3f}"
     for name in rec.losses[max(rec.losses)]:
         assert all(torch.isfinite(torch.tensor(rec.series(name)))), name
 
 
-def test_bf16_mixed_on_cpu_keeps_fp32_weights(make_cfg, tmp_path):
-    rec = RecordLosses()
+class PrecisionProbe(pl.Callback):
+    """What bf16-mixed really does during training: the dtype the generators compute in, the dtype of the weights
+    and of their optimizer state (read from the live module, not from a checkpoint reloaded into fp32)."""
+
+    def __init__(self, net: str) -> None:
+        self.net, self.compute, self.weights, self.adam = net, set(), set(), set()
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        conv = [m for m in getattr(pl_module, self.net).modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        conv.register_forward_hook(lambda m, i, o: self.compute.add(o.dtype))
+
+    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+        self.weights |= {p.dtype for p in pl_module.parameters()}
+        self.adam |= {
+            t.dtype for st in trainer.optimizers[0].state.values() for t in st.values() if t.numel() > 1
+        }
+
+
+def run_bf16(make_cfg, tmp_path, overrides: list[str], net: str) -> PrecisionProbe:
+    probe, rec = PrecisionProbe(net), RecordLosses()
     run(
-        make_cfg([*TINY_CYCLEGAN, "trainer.max_steps=4", "trainer.precision=bf16-mixed"]),
-        extra_callbacks=[rec],
+        make_cfg([*overrides, "trainer.max_steps=4", "trainer.precision=bf16-mixed"]),
+        extra_callbacks=[probe, rec],
     )
-    model, _ = build_model(tmp_path / "checkpoints" / "last.ckpt")
-    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert probe.compute == {torch.bfloat16}, "the convolutions ran in bf16"
+    assert probe.weights == {torch.float32} and probe.adam == {torch.float32}, (
+        "fp32 master weights and moments"
+    )
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}, (
+        "checkpoints stay fp32"
+    )
     assert all(torch.isfinite(torch.tensor(v)) for s in rec.losses.values() for v in s.values())
+    return probe
+
+
+def test_bf16_mixed_on_cpu_computes_in_bf16_with_fp32_weights(make_cfg, tmp_path):
+    run_bf16(make_cfg, tmp_path, TINY_CYCLEGAN, "G_BA")
 
 
 @pytest.fixture(scope="module")

@@ -199,10 +199,12 @@ def test_bad_files_fail_fast_with_the_full_list(tmp_path):
 
 def test_bad_files_can_be_skipped(tmp_path, caplog):
     root = make_dataset(tmp_path / "d")
-    _bad_files(root / "trainB")
+    bad = _bad_files(root / "trainB")
     m = dm(root, on_bad_file="skip")
     assert len(m.train_set) == 5
     assert "skipping 4 of 9" in caplog.text
+    for p in bad:  # every skipped file is named, with its reason
+        assert str(p) in caplog.text
 
 
 def test_validate_images_rejects_all_bad():

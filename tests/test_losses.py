@@ -75,3 +75,18 @@ def test_linear_decay_matches_reference_rule():
     rule = [2e-4 * (1.0 - max(0, e + 1 - 100) / 101) for e in range(200)]
     assert lrs == pytest.approx(rule)
     assert lrs[99] == 2e-4 and lrs[199] == pytest.approx(2e-4 / 101)
+
+
+def test_image_pool_follows_the_device_and_dtype_of_new_fakes():
+    """A pool restored on the CPU and then fed CUDA/bf16 fakes (resume on a GPU) must not end up holding a mixed
+    list: that crashed the next checkpoint save (`torch.stack` in state_dict). `meta` stands in for CUDA here."""
+    a = ImagePool(size=6, seed=1)
+    a.query(torch.rand(6, 3, 2, 2, dtype=torch.float64))
+    pool = ImagePool(size=6, seed=1)
+    pool.load_state_dict(a.state_dict())
+    out = pool.query(torch.rand(2, 3, 2, 2, dtype=torch.bfloat16))  # swaps at most 2 of the 6
+    assert out.dtype == torch.bfloat16 and {im.dtype for im in pool.images} == {torch.bfloat16}
+    assert pool.state_dict()["images"].shape == (6, 3, 2, 2)
+    out = pool.query(torch.empty(2, 3, 2, 2, device="meta"))
+    assert out.device.type == "meta" and {im.device.type for im in pool.images} == {"meta"}
+    torch.stack(pool.images)  # one device: stackable (what state_dict does)

@@ -124,4 +124,5 @@ def test_seeded_training_moves_class_colours_toward_target(make_cfg):
     before = val_colour_error(untrained, dm)
     after = run(cfg)["val/class_colour_error"]
     print(f"class colour error {before:.3f} -> {after:.3f}")
-    assert after < 0.7 * before, f"class colour error {before:.3f} -> {after:.3f}"
+    # Measured (AMD, 1 and 2 threads, seeds 1889/7/42): 0.184 -> 0.068-0.079; bounds with >= 39% margin.
+    assert after < 0.11 and after < 0.6 * before, f"class colour error {before:.3f} -> {after:.3f}"

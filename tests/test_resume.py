@@ -1,17 +1,12 @@
-"""Checkpoints hold the whole training state: a resumed run continues exactly where the first stopped."""
+"""Checkpoints hold the whole training state: a resumed run continues exactly where the first stopped (real kills
+and signals: test_safe_stop.py; every checkpoint boundary: test_resume_boundaries.py)."""
 
 from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 
-from tests.conftest import ROOT, TINY_CYCLEGAN, RecordLosses
+from tests.conftest import TINY_CYCLEGAN, RecordLosses
 from underpainting.train import run
 from underpainting.utils.checkpoint_io import AtomicCheckpointIO
 
@@ -68,48 +63,3 @@ def test_atomic_save_keeps_previous_checkpoint_when_interrupted(tmp_path, monkey
     monkeypatch.undo()
     assert io.load_checkpoint(path)["step"].item() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file is left behind"
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_from_last_checkpoint(tmp_path):
-    """SIGKILL a real training process, then resume it from last.ckpt to completion."""
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    common = [
-        sys.executable,
-        "train.py",
-        *TINY_CYCLEGAN,
-        "trainer.max_epochs=50",
-        "model.scheduler.n_epochs=25",
-        "model.scheduler.n_epochs_decay=25",
-        "callbacks.model_checkpoint.every_n_train_steps=4",
-        "callbacks.sample_grid.every_n_steps=0",
-    ]
-    proc = subprocess.Popen(
-        [*common, f"hydra.run.dir={tmp_path / 'a'}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    ckpt = tmp_path / "a" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (
-        ckpt.exists() and torch.load(ckpt, weights_only=True)["global_step"] >= 12
-    ):
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    saved = torch.load(ckpt, weights_only=True)["global_step"]
-    assert saved >= 12
-    done = subprocess.run(
-        [*common, "trainer.max_epochs=8", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'b'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    final = torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert final["global_step"] == 8 * 4 * 2 and final["epoch"] == 7

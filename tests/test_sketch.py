@@ -106,3 +106,54 @@ def test_sketch_folder(labels, scene, tmp_path):
     encode_sketch(scene, labels).save(tmp_path / "a.png")
     item = SketchFolder(tmp_path, labels, size=64)[0]
     assert item["label"].shape == (64, 64) and item["path"].endswith("a.png")
+
+
+EXAMPLES = Path(__file__).parents[1] / "examples" / "sketches"
+
+
+def test_class_id_images_are_read_as_ids(labels, scene, tmp_path):
+    """The project's own labels/*.png format (8-bit ids) used to decode 100% `other`: a blank field, exit 0."""
+    Image.fromarray(scene.numpy().astype(np.uint8), "L").save(tmp_path / "ids.png")
+    assert torch.equal(decode_sketch(tmp_path / "ids.png", labels), scene)
+    Image.fromarray(scene.numpy().astype(np.uint16)).save(tmp_path / "ids16.png")  # 16-bit, mode I;16
+    assert torch.equal(decode_sketch(tmp_path / "ids16.png", labels), scene)
+    voc = Image.fromarray(scene.numpy().astype(np.uint8), "P")  # ids with a display palette (VOC/ADE style)
+    voc.putpalette([(37 * i) % 256 for i in range(768)])
+    voc.save(tmp_path / "voc.png")
+    assert torch.equal(decode_sketch(tmp_path / "voc.png", labels), scene)
+
+
+def test_indexed_colour_sketch_is_read_by_its_colours(labels, scene, tmp_path):
+    # A sketch saved as an indexed PNG whose palette is the label palette in another order: colours count.
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
+    img = Image.fromarray(torch.argsort(order)[scene].numpy().astype(np.uint8), "P")
+    img.putpalette(labels.palette[order].flatten().tolist())
+    img.save(tmp_path / "indexed.png")
+    assert torch.equal(decode_sketch(tmp_path / "indexed.png", labels), scene)
+
+
+def test_a_sketch_of_one_class_gets_a_warning(labels, tmp_path, caplog):
+    grey = Image.fromarray(np.full((32, 32), 20, np.uint8), "L")  # 20: not an id, a dark grey near `other`
+    decode_sketch(grey, labels, source="grey.png")
+    assert "grey.png decodes to 100% 'other'" in caplog.text and "class ids 0..19" in caplog.text
+    caplog.clear()
+    decode_sketch(encode_sketch(torch.full((32, 32), 8), labels).convert("RGB"), labels)
+    assert "100% 'grass'" in caplog.text
+
+
+@pytest.mark.parametrize("quality", [75, 90])
+def test_jpeg_repair_uses_only_classes_painted_nearby(labels, quality):
+    """Wild Vegetation as a JPEG: the ringing round every flower blob decoded as `tree` (1500-2300 px), a class
+    the sketch does not contain. Every decoded pixel's class must be painted within 4 px of it."""
+    png = Image.open(EXAMPLES / "wild_vegetation.png").convert("RGB")
+    ref = decode_sketch(png, labels)
+    buf = io.BytesIO()
+    png.save(buf, "JPEG", quality=quality)
+    decoded = decode_sketch(Image.open(buf), labels)
+    near = F.max_pool2d(F.one_hot(ref, len(labels)).permute(2, 0, 1).float()[None], 9, 1, 4)[0] > 0
+    assert int((~near.gather(0, decoded[None])[0]).sum()) == 0
+    assert set(decoded.unique().tolist()) <= set(ref.unique().tolist())
+    flower = labels.id("flower")
+    assert abs(int((decoded == flower).sum()) - int((ref == flower).sum())) < 0.05 * int(
+        (ref == flower).sum()
+    )

@@ -60,7 +60,7 @@ def val_colour_error(model, dm) -> float:
 
 @pytest.mark.slow
 def test_seeded_training_moves_class_colours_toward_target(make_cfg):
-    """About 30 s: the per-class mean colour error of generated validation scenes falls clearly."""
+    """About 30 s: the per-class mean colour error of generated validation scenes falls to a low absolute value."""
     import lightning.pytorch as pl
 
     cfg = make_cfg(
@@ -83,7 +83,10 @@ def test_seeded_training_moves_class_colours_toward_target(make_cfg):
     metrics = run(cfg)
     after = metrics["val/class_colour_error"]
     print(f"class colour error {before:.3f} -> {after:.3f}")
-    assert after < 0.7 * before, f"class colour error {before:.3f} -> {after:.3f}"
+    # The untrained value depends on the seed's initial networks (0.19-0.43) and the float reduction order; the
+    # trained one does not: 0.10-0.12 here (AMD, 1 and 2 threads, seeds 1889/7/42), 0.10-0.13 on Intel. An
+    # absolute bound with >= 29% margin over the worst measured value.
+    assert after < 0.17 and after < before, f"class colour error {before:.3f} -> {after:.3f}"
 
 
 def test_logs_grids_losses_and_resumes_exactly(make_cfg, tmp_path):
@@ -147,11 +150,9 @@ def test_logs_grids_losses_and_resumes_exactly(make_cfg, tmp_path):
 
 
 def test_bf16_mixed_on_cpu(make_cfg, tmp_path):
-    rec = RecordLosses()
-    run(make_cfg([*TINY_SPADE, "trainer.max_steps=4", "trainer.precision=bf16-mixed"]), extra_callbacks=[rec])
-    model, _ = build_model(tmp_path / "checkpoints" / "last.ckpt")
-    assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert all(torch.isfinite(torch.tensor(v)) for s in rec.losses.values() for v in s.values())
+    from tests.test_cyclegan import run_bf16
+
+    run_bf16(make_cfg, tmp_path, TINY_SPADE, "G")
 
 
 def test_missing_vgg_weights_stop_with_a_fix(make_cfg, monkeypatch, tmp_path):

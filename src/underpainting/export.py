@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -20,7 +21,9 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from underpainting.data.labels import LabelSet
 from underpainting.errors import UserError, WeightsError
+from underpainting.models.ema import adapt_checkpoint
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -48,15 +51,156 @@ def _with_weights(module: nn.Module, state_dict: dict, path: str | Path) -> nn.M
     return module.eval()
 
 
-def build_model(path: str | Path) -> tuple[pl.LightningModule, dict]:
-    """The LightningModule a training checkpoint came from, weights loaded, in eval mode; and its run config."""
+def nonfinite_tensors(state_dict: dict) -> list[str]:
+    """Names of floating-point tensors holding nan or inf."""
+    floats = [(k, v) for k, v in state_dict.items() if torch.is_tensor(v) and v.is_floating_point()]
+    if not floats or bool(torch.stack([torch.isfinite(v).all() for _, v in floats]).all()):
+        return []
+    return [k for k, v in floats if not torch.isfinite(v).all()]
+
+
+def check_finite(state_dict: dict, path: str | Path) -> None:
+    if bad := nonfinite_tensors(state_dict):
+        raise WeightsError(
+            f"{path} holds non-finite weights (nan/inf in {len(bad)} tensors, first {', '.join(bad[:3])}): the run "
+            "that wrote it had diverged. Use an earlier checkpoint of that run, or retrain (the divergence guard "
+            "now stops such runs before they write one)."
+        )
+
+
+def build_model(path: str | Path, ema: bool = True) -> tuple[pl.LightningModule, dict]:
+    """The LightningModule a training checkpoint came from, weights loaded, in eval mode; and its run config.
+    With `ema` (default) and a checkpoint that has generator weight averages, the networks hold the averages."""
     ckpt = load_checkpoint(path)
     cfg = ckpt.get("underpainting_config")
     if cfg is None or "state_dict" not in ckpt:
         raise WeightsError(
             f"{path} was not written by underpainting's train.py (no embedded config or state_dict)"
         )
-    return _with_weights(instantiate(cfg["model"]), ckpt["state_dict"], path), cfg
+    check_finite(ckpt["state_dict"], path)
+    model = instantiate(cfg["model"])
+    if (averages := getattr(model, "ema", None)) is not None:
+        adapt_checkpoint(ckpt["state_dict"], averages, exportable_names(model))
+    model = _with_weights(model, ckpt["state_dict"], path)
+    if ema and averages is not None:
+        averages.copy_to_networks()
+    return model, cfg
+
+
+def check_labels(ckpt_labels: dict | None, labels: LabelSet, path: Path) -> None:
+    """A checkpoint trained on another label set would read every sketch wrong: stop, naming both sets."""
+    if not ckpt_labels:
+        return
+    theirs = LabelSet(ckpt_labels["classes"])
+    if theirs.names == labels.names and torch.equal(theirs.palette, labels.palette):
+        return
+    diff = next(
+        (
+            f"id {a.id}: checkpoint {a.name!r} {a.rgb} vs config {b.name!r} {b.rgb}"
+            for a, b in zip(theirs.classes, labels.classes, strict=False)
+            if (a.name, a.rgb) != (b.name, b.rgb)
+        ),
+        f"the checkpoint has {len(theirs)} classes, the config {len(labels)}",
+    )
+    raise WeightsError(
+        f"{path} was trained with a different label set ({len(theirs)} classes: {', '.join(theirs.names[:6])}...) "
+        f"than this config's `labels` ({len(labels)} classes: {', '.join(labels.names[:6])}...); first difference: "
+        f"{diff}. Use the labels it was trained with (`labels=<name>`) or a checkpoint trained on these."
+    )
+
+
+# `model=<name>` for each LightningModule, for messages.
+MODEL_CHOICES = {
+    "underpainting.models.cyclegan.CycleGAN": "cyclegan",
+    "underpainting.models.spade.SPADEModel": "spade",
+    "underpainting.models.pix2pix.Pix2Pix": "pix2pix",
+    "underpainting.models.nst.NeuralStyleTransfer": "nst",
+}
+TRAINING_ONLY_KEYS = (
+    "optimizer",
+    "scheduler",
+    "vgg",
+    "lambda",
+    "seed",
+    "gan_mode",
+    "pool_size",
+    "ema_decay",
+    "labels",
+)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def architecture_differences(theirs: Mapping, ours: Mapping) -> list[tuple[str, object, object]]:
+    """(key, checkpoint value, current value) of the model-config keys that differ, training-only keys left out."""
+    a, b = _flatten(theirs), _flatten(ours)
+    return [
+        (k, a.get(k), b.get(k))
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k) and not k.startswith(TRAINING_ONLY_KEYS)
+    ]
+
+
+def check_run_checkpoint(
+    path: str | Path, model: nn.Module, model_cfg: Mapping, key: str = "ckpt_path"
+) -> None:
+    """The checks `infer.py` makes, before `trainer.fit`/`trainer.test` gets `path`: a readable train.py checkpoint
+    of this model class, trained on the same labels, with finite weights that fit the configured networks. Each
+    failure is one WeightsError paragraph naming the file and the fix, instead of Lightning's traceback."""
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    cfg = ckpt.get("underpainting_config")
+    if cfg is None or "state_dict" not in ckpt:
+        raise WeightsError(f"`{key}`={path} was not written by underpainting's train.py (no embedded config)")
+    theirs, ours = cfg.get("model", {}).get("_target_", "?"), model_cfg.get("_target_", "?")
+    if theirs != ours:
+        choice = MODEL_CHOICES.get(theirs)
+        raise WeightsError(
+            f"`{key}`={path} holds a {theirs.rsplit('.', 1)[-1]} checkpoint ({theirs}), but this run's model is "
+            f"{ours.rsplit('.', 1)[-1]}: "
+            + (f"add `model={choice}` (with the data it was trained on), " if choice else "")
+            + "or pass a checkpoint of this model"
+        )
+    if isinstance(getattr(model, "labels", None), LabelSet):
+        check_labels(cfg.get("labels"), model.labels, path)
+    check_finite(ckpt["state_dict"], path)
+    if not getattr(model, "strict_loading", True):  # NST: the image's size depends on its pyramid level
+        return
+    sd, own = ckpt["state_dict"], model.state_dict()
+    own = {k: v for k, v in own.items() if not k.startswith("ema.")}
+    sd = {k: v for k, v in sd.items() if not k.startswith("ema.")}
+    shapes = [
+        (k, tuple(sd[k].shape), tuple(v.shape)) for k, v in own.items() if k in sd and sd[k].shape != v.shape
+    ]
+    missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
+    if not (shapes or missing or unexpected):
+        return
+    parts = []
+    if shapes:
+        k, a, b = shapes[0]
+        parts.append(f"{len(shapes)} tensors have other shapes (first {k}: {a} in the checkpoint, {b} now)")
+    if missing:
+        parts.append(f"{len(missing)} of this model's tensors are not in it (first {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} of its tensors are not in this model (first {unexpected[0]})")
+    diff = architecture_differences(cfg["model"], model_cfg)
+    fix = (
+        "It was trained with "
+        + ", ".join(f"model.{k}={a!r} (now {b!r})" for k, a, b in diff[:5])
+        + ("..." if len(diff) > 5 else "")
+        + ": set those to resume or evaluate it."
+        if diff
+        else "Use the model settings it was trained with."
+    )
+    raise WeightsError(f"`{key}`={path} does not fit the configured networks: {'; '.join(parts)}. {fix}")
 
 
 def exportable_names(model: nn.Module) -> tuple[str, ...]:

@@ -10,13 +10,18 @@ import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from underpainting.errors import UserError
+from underpainting.errors import ConfigError, UserError
+from underpainting.export import check_run_checkpoint
 from underpainting.loggers import summarize_loggers
+from underpainting.utils.checkpoint_io import remove_stale_temp_files
+from underpainting.utils.config_check import build, check_types
 from underpainting.utils.config_tree import print_config_tree
-from underpainting.utils.loggers import configure_wandb_mode
+from underpainting.utils.distributed import leave_process_group_at_exit
+from underpainting.utils.loggers import configure_wandb_mode, wandb_start_error
 from underpainting.utils.quiet import quiet
 
 log = logging.getLogger(__name__)
@@ -37,36 +42,80 @@ def _scalars(trainer: pl.Trainer) -> dict[str, float]:
     return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
-def _instantiate_group(group: DictConfig | None) -> list:
-    return [instantiate(c) for c in (group or {}).values() if isinstance(c, DictConfig) and "_target_" in c]
+def _instantiate_group(group: DictConfig | None, name: str) -> list:
+    return [
+        build(c, f"{name}.{k}")
+        for k, c in (group or {}).items()
+        if isinstance(c, DictConfig) and "_target_" in c
+    ]
+
+
+def _checked_ckpt_path(cfg: DictConfig, model: pl.LightningModule) -> str | None:
+    """`ckpt_path` after the checks infer.py makes (Lightning's own names - last, hpc, best - pass through), and the
+    temporary files of saves killed mid-write removed from its folder and this run's checkpoint folder."""
+    path = cfg.get("ckpt_path")
+    own = (cfg.get("callbacks") or {}).get("model_checkpoint") or {}
+    for folder in {own.get("dirpath"), str(Path(path).parent) if path else None} - {None}:
+        remove_stale_temp_files(folder)
+    if path and path not in ("last", "hpc", "best", "registry"):
+        check_run_checkpoint(path, model, OmegaConf.to_container(cfg.model, resolve=True))
+    if not cfg.get("train", True) and cfg.get("test", False) and not path:
+        raise ConfigError(
+            "train=false test=true evaluates a checkpoint: add ckpt_path=<run>/checkpoints/<file>.ckpt"
+        )
+    return path
+
+
+def _test_path(trainer: pl.Trainer, trained: bool, ckpt_path: str | None) -> str | None:
+    """What `test=true` evaluates: the given checkpoint when not training; after training the best checkpoint by a
+    monitored metric (callbacks=[default,metrics]: val/fid), else the weights as training left them."""
+    if not trained:
+        return ckpt_path
+    best = [cb.best_model_path for cb in trainer.checkpoint_callbacks if cb.monitor and cb.best_model_path]
+    return best[0] if best else None
 
 
 def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, float]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
     quiet()  # known third-party noise, each filter explained in utils/quiet.py
+    check_types(cfg)
     if cfg.get("print_config", True):
         print_config_tree(cfg, cfg.paths.output_dir)
-    configure_wandb_mode()
+    configure_wandb_mode(preflight="wandb" in (cfg.get("logger") or {}))
+    leave_process_group_at_exit()  # DDP ranks: no abort at exit
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model)
-    callbacks = [*_instantiate_group(cfg.get("callbacks")), EmbedConfig(cfg), *(extra_callbacks or [])]
-    loggers = _instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    datamodule = build(cfg.data, "data")
+    model = build(cfg.model, "model")
+    ckpt_path = _checked_ckpt_path(cfg, model)
+    callbacks = [
+        *_instantiate_group(cfg.get("callbacks"), "callbacks"),
+        EmbedConfig(cfg),
+        *(extra_callbacks or []),
+    ]
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    trainer: pl.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        try:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        except Exception as e:  # wandb.init: auth, network, quota
+            if isinstance(logger, WandbLogger):
+                raise wandb_start_error(e) from None
+            raise
 
     metrics: dict[str, float] = {}
-    if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    try:
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+            metrics.update(_scalars(trainer))
+        if cfg.get("test", False):
+            path = _test_path(trainer, cfg.get("train", True), ckpt_path)
+            trainer.test(model, datamodule=datamodule, ckpt_path=path, weights_only=True)
+            metrics.update(
+                _scalars(trainer)
+            )  # test metrics join, not replace, the fit metrics a sweep may optimise
+    except SIGTERMException:  # SafeStop wrote the checkpoint and said where; end like a finished run
         metrics.update(_scalars(trainer))
-    if cfg.get("test", False):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        metrics.update(
-            _scalars(trainer)
-        )  # test metrics join, not replace, the fit metrics a sweep may optimise
 
     if trainer.is_global_zero:
         _report(cfg, trainer, metrics)

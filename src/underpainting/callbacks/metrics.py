@@ -9,6 +9,7 @@ every result and written, with the numbers, to `<output_dir>/metrics.json` (read
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -23,9 +24,19 @@ from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
 from underpainting.metrics.features import FeatureExtractor
 from underpainting.metrics.lpips import LPIPSNet
+from underpainting.utils.distributed import leave_process_group_at_exit
 from underpainting.utils.tracking import log_attempts_table
 
 log = logging.getLogger(__name__)
+
+
+def _training_rng_untouched() -> contextlib.AbstractContextManager:
+    """Evaluation must not move the training RNG: a run that validates and one resumed from a checkpoint written
+    before that validation would otherwise draw different dropout/noise afterwards (exact resume)."""
+    devices = (
+        [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    )
+    return torch.random.fork_rng(devices=devices)
 
 
 def to_patches(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -92,6 +103,10 @@ class MetricsCallback(Callback):
         self._protocol_logged = False
         self.history: list[dict] = []
 
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            leave_process_group_at_exit()  # the states are synced over the group: tear it down cleanly at exit
+
     def state_dict(self) -> dict:
         return {"history": self.history}  # a resumed run keeps the earlier numbers in metrics.json
 
@@ -130,7 +145,8 @@ class MetricsCallback(Callback):
         if not self._active:
             return
         self._active = False
-        result = self.evaluator.compute()
+        with _training_rng_untouched():  # KID draws its subsets from the global RNG
+            result = self.evaluator.compute()
         self.evaluator.reset()
         values, proto = result["metrics"], result["protocol"]
         if self.patch_size:
@@ -209,7 +225,8 @@ class MetricsCallback(Callback):
         was_training = pl_module.training
         pl_module.eval()
         self._start(pl_module)
-        self._update(pl_module, None)
+        with getattr(pl_module, "averaged_weights", contextlib.nullcontext)():
+            self._update(pl_module, None)
         self._finish(trainer, pl_module, "final")
         pl_module.train(was_training)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -42,7 +43,8 @@ class SampleGrid(pl.Callback):
         batch = move_data_to_device(self._fixed_batch(trainer), pl_module.device)
         was_training = pl_module.training
         pl_module.eval()
-        with torch.no_grad(), trainer.precision_plugin.forward_context():
+        averaged = getattr(pl_module, "averaged_weights", contextlib.nullcontext)  # EMA weights when kept
+        with torch.no_grad(), trainer.precision_plugin.forward_context(), averaged():
             columns = pl_module.sample_images(batch)
         pl_module.train(was_training)
         image = labelled_grid(columns)

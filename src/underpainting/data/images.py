@@ -110,11 +110,11 @@ def validate_images(
             "Fix or remove them, or set data.on_bad_file=skip to train without them."
         )
     log.warning(
-        "skipping %d of %d %s that cannot be used (on_bad_file=skip); first: %s",
+        "skipping %d of %d %s that cannot be used (on_bad_file=skip):\n  %s",
         len(bad),
         len(files),
         what,
-        bad[0],
+        "\n  ".join(str(b) for b in bad),
     )
     good = [p for p in files if p not in {b.path for b in bad}]
     if not good:

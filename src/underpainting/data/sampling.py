@@ -15,6 +15,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from underpainting.utils.workers import worker_init
+
 
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
@@ -73,7 +75,12 @@ class ResumableDataLoader(DataLoader):
         return {"epoch": self.sampler.epoch, "batches": int(self.batches_done())}
 
     def load_state_dict(self, state: dict) -> None:
-        self.sampler.resume(state["epoch"], state["batches"] * self.batch_size)
+        if state["batches"] >= len(self):
+            # Saved after the epoch's last batch: the next draws are the next epoch's. (With workers the iterator,
+            # and so the sampler's order, is made before Lightning calls set_epoch for that epoch.)
+            self.sampler.resume(state["epoch"] + 1, 0)
+        else:
+            self.sampler.resume(state["epoch"], state["batches"] * self.batch_size)
 
 
 class DrawDataModule(pl.LightningDataModule):
@@ -104,6 +111,7 @@ class DrawDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=worker_init if self.num_workers > 0 else None,  # workers outlive SIGTERM (SafeStop)
             generator=torch.Generator().manual_seed(
                 self.seed
             ),  # keeps the global RNG untouched by loader setup

@@ -8,7 +8,15 @@ class's colour), and JPEG adds noise. Decoding therefore:
    (farther than `exact_tolerance` from their class colour) in a structure at most 2 px thin (gone after a 3x3
    opening) whose colour a blend of two other nearby classes explains better than its own class colour does: an
    anti-aliased seam or JPEG ringing, whose mixed colour can land near a third class;
-3. gives boundary pixels the majority class of their decided neighbours, growing inwards until none is left.
+3. keeps a pixel's class only where that class is really painted nearby - exactly, or as a solid area (it survives
+   a 3x3 erosion) in a colour clearly nearer that class than any other, within 2 x `edge_width` px: JPEG ringing round a flower blob lands near `tree`, a class the sketch
+   may not contain at all, and is then re-decided like the other boundary pixels;
+4. gives boundary pixels the majority class of their decided neighbours, growing inwards until none is left.
+
+A single-channel image (8/16-bit greyscale, like the project's `labels/*.png`) whose values are all below the
+number of classes, or a palette image whose indices are (and whose colours are not the label palette), is read as
+class ids directly. A sketch that decodes to >= 95% one class gets a warning: it was probably not painted in the
+palette.
 
 A far-from-palette area thicker than a seam (it survives an erosion by `edge_width` px) is an error naming the file,
 its colours with pixel counts and the palette: a wrong colour is never silently guessed.
@@ -16,17 +24,21 @@ its colours with pixel counts and the palette: a wrong colour is never silently 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
-from underpainting.data.images import DataError, list_images, load_rgb
+from underpainting.data.images import DataError, list_images, to_rgb
 from underpainting.data.labels import LabelSet
 
+log = logging.getLogger(__name__)
 PAD = -3  # fill value for neighbours outside the image
+ONE_CLASS_WARNING = 0.95  # share of one class above which a sketch is suspicious
+SINGLE_CHANNEL = ("L", "I", "I;16", "I;16B", "I;16L")
 
 
 def _shifted(t: torch.Tensor, fill) -> list[torch.Tensor]:
@@ -105,6 +117,63 @@ def _explained_by_blend(
     return best_blend < (x - palette[classes[own]]).norm(dim=-1)
 
 
+def _unsupported(
+    ids: torch.Tensor, far: torch.Tensor, exact: torch.Tensor, clear: torch.Tensor, radius: int
+) -> torch.Tensor:
+    """Pixels whose class has no support within `radius` px - no exact pixel, no solid (3x3-eroded) area in a
+    clearly-that-class colour: a colour only a seam or JPEG ringing produced."""
+    out = torch.zeros_like(far)
+    for k in ids[~far].unique().tolist():
+        mask = (ids == k) & ~far
+        support = mask & (exact | _erode(mask, 1) & clear)
+        out |= mask & ~_dilate(support, radius)
+    return out
+
+
+def open_sketch(path: str | Path) -> Image.Image:
+    """The file as stored (mode kept, EXIF orientation applied); DataError naming it when unreadable."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return ImageOps.exif_transpose(img)
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        raise DataError(f"{path}: cannot be read as an image ({e}); replace or remove the file") from e
+
+
+def class_ids_in(image: Image.Image, labels: LabelSet, tolerance: float) -> torch.Tensor | None:
+    """The ids of a single-channel or palette image that stores class ids; None for a colour sketch."""
+    if image.mode in SINGLE_CHANNEL:
+        values = np.asarray(image).astype(np.int64)
+        return torch.from_numpy(values) if values.max(initial=0) < len(labels) else None
+    if image.mode == "P":
+        index = np.asarray(image).astype(np.int64)
+        used = np.unique(index)
+        colours = torch.tensor(np.asarray(image.getpalette() or [], dtype=np.float32).reshape(-1, 3)[used])
+        in_palette = len(colours) and bool(
+            (torch.cdist(colours, labels.palette.float()).min(1).values <= tolerance).all()
+        )
+        if not in_palette and used.max(initial=0) < len(labels):  # indices are ids, colours only for display
+            return torch.from_numpy(index)
+    return None
+
+
+def _warn_if_one_class(ids: torch.Tensor, labels: LabelSet, source: str) -> torch.Tensor:
+    counts = torch.bincount(ids.flatten(), minlength=len(labels))
+    top = int(counts.argmax())
+    share = float(counts[top]) / max(ids.numel(), 1)
+    if share >= ONE_CLASS_WARNING:
+        log.warning(
+            "%s decodes to %.0f%% %r: a sketch is usually several regions. Is it painted in the palette of the "
+            "label set (%s), or an 8-bit PNG of class ids 0..%d?",
+            source,
+            100 * share,
+            labels.names[top],
+            palette_text(labels),
+            len(labels) - 1,
+        )
+    return ids
+
+
 def decode_sketch(
     image: Image.Image | np.ndarray | torch.Tensor | str | Path,
     labels: LabelSet,
@@ -124,10 +193,15 @@ def decode_sketch(
     """
     if isinstance(image, str | Path):
         source = source or str(image)
-        image = load_rgb(image)
+        image = open_sketch(image)
     source = source or "<sketch>"
+    single_channel = False
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        ids = class_ids_in(image, labels, tolerance)
+        if ids is not None:
+            return _warn_if_one_class(ids, labels, source)
+        single_channel = image.mode in SINGLE_CHANNEL
+        image = np.asarray(to_rgb(image), dtype=np.uint8)
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise DataError(f"{source}: a sketch must be an RGB image, got an array of shape {image.shape}")
@@ -148,10 +222,15 @@ def decode_sketch(
         core = _erode(far, edge_width) & far
         if core.any():
             region = far & _dilate(core, edge_width)
+            ids_hint = (
+                f" (A single-channel image is read as class ids only when all its values are 0..{len(labels) - 1}.)"
+                if single_channel
+                else ""
+            )
             raise DataError(
                 f"{source}: {int(region.sum())} pixels in regions whose colour is farther than {tolerance:g} (RGB) "
                 f"from every class colour: {_describe_colours(rgb, region)}. Repaint them with a palette colour "
-                f"(or raise the tolerance). Palette: {palette_text(labels)}"
+                f"(or raise the tolerance). Palette: {palette_text(labels)}{ids_hint}"
             )
 
     # Seams and ringing: pixels of a thin (<= 2 px) structure, in an inexact colour, that a blend of two *other*
@@ -180,6 +259,12 @@ def decode_sketch(
             cand, _explained_by_blend(rgb, ids, far, cand, palette, edge_width)
         )
 
+    # Support: exact pixels, and solid areas in a colour at most half as far from their class as from any other
+    # (JPEG moves colours between close classes, e.g. bush_plant and earth_ground, 18 apart).
+    nearest_two = dist.topk(min(2, dist.shape[-1]), dim=-1, largest=False).values
+    clear = nearest_two[..., 0] <= 0.5 * nearest_two[..., -1]
+    uncertain |= _unsupported(ids, far, best <= exact_tolerance, clear, 2 * edge_width)
+
     known = ~uncertain
     if not known.any():
         raise DataError(
@@ -198,7 +283,7 @@ def decode_sketch(
         ids[fill] = classes[votes.argmax(0)[fill]]
         known |= fill
         uncertain &= ~fill
-    return ids
+    return _warn_if_one_class(ids, labels, source)
 
 
 def encode_sketch(ids: torch.Tensor, labels: LabelSet) -> Image.Image:

@@ -104,7 +104,7 @@ class SketchPipeline:
     def process(self, path: Path) -> SketchResult:
         start = time.perf_counter()
         rgb = load_rgb(path)  # DataError naming the file for truncated / non-image files
-        ids = decode_sketch(rgb, self.labels, source=str(path), **self.decode)
+        ids = decode_sketch(path, self.labels, **self.decode)  # from the file: class-id PNGs keep their ids
         out = self.out_dir / path.stem
         out.mkdir(parents=True, exist_ok=True)
         rgb.save(out / "sketch.png")

@@ -24,7 +24,7 @@ from torch import nn
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
 from underpainting.errors import UserError, WeightsError
-from underpainting.export import build_model, load_checkpoint
+from underpainting.export import build_model, check_labels, load_checkpoint
 from underpainting.inference.tiling import run_large
 from underpainting.models.pix2pix import protocol_mode
 
@@ -85,27 +85,6 @@ def find_published(checkpoint: str, source: str, options: dict | None, download:
     return find(checkpoint, source, download, **dict(options or {}))
 
 
-def check_labels(ckpt_labels: dict | None, labels: LabelSet, path: Path) -> None:
-    """A checkpoint trained on another label set would read every sketch wrong: stop, naming both sets."""
-    if not ckpt_labels:
-        return
-    theirs = LabelSet(ckpt_labels["classes"])
-    if theirs.names == labels.names and torch.equal(theirs.palette, labels.palette):
-        return
-    diff = next(
-        (
-            f"id {a.id}: checkpoint {a.name!r} {a.rgb} vs config {b.name!r} {b.rgb}"
-            for a, b in zip(theirs.classes, labels.classes, strict=False)
-            if (a.name, a.rgb) != (b.name, b.rgb)
-        ),
-        f"the checkpoint has {len(theirs)} classes, the config {len(labels)}",
-    )
-    raise WeightsError(
-        f"{path} was trained with a different label set ({len(theirs)} classes: {', '.join(theirs.names[:6])}...) "
-        f"than this config's `labels` ({len(labels)} classes: {', '.join(labels.names[:6])}...); first difference: "
-        f"{diff}. Use the labels it was trained with (`labels=<name>`) or a checkpoint trained on these."
-    )
-
 
 def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels: LabelSet) -> nn.Module:
     """A training checkpoint's LightningModule (weights_only load), after checking its model class and labels."""
@@ -125,6 +104,32 @@ def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels
     check_labels(cfg.get("labels"), labels, path)
     model, _ = build_model(path)
     return model
+
+
+def check_output(image: torch.Tensor, source: str, what: str) -> torch.Tensor:
+    """A stage's output must be a picture: nan/inf or one flat colour means a broken checkpoint (a diverged run
+    paints black and used to report `ok`)."""
+    if not torch.isfinite(image).all():
+        raise WeightsError(
+            f"{source}: the {what} holds nan/inf values: the checkpoint is broken (its training diverged?); use an "
+            "earlier checkpoint of that run"
+        )
+    flat = image.float().flatten(-2).std(-1) < 1e-5  # per channel
+    if bool(flat.all()):
+        colour = [round(float(v), 3) for v in image.float().flatten(-2).mean(-1).flatten()[:3]]
+        raise WeightsError(
+            f"{source}: the {what} is one flat colour ({colour} in [-1, 1]) whatever the input: the checkpoint is "
+            "broken (its training diverged or collapsed); use an earlier checkpoint of that run"
+        )
+    return image
+
+
+def _probe_labels(labels: LabelSet, size: int = 64) -> torch.Tensor:
+    """A small sketch with three regions, to try a stage-1 generator on before any real sketch."""
+    ids = torch.full((1, size, size), labels.id("sky") if "sky" in labels.names else 0, dtype=torch.long)
+    ids[:, size // 2 :] = labels.id("grass") if "grass" in labels.names else min(1, len(labels) - 1)
+    ids[:, size // 4 : size // 2, size // 4 : size // 2] = len(labels) - 1
+    return ids
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
@@ -228,6 +233,9 @@ class GeneratorScene:
             from underpainting.data.nst import load_image
 
             self.style_z, _ = self.module.encode_style(load_image(self.style_image).to(device))
+        self(
+            _probe_labels(labels, self.G.crop_size[0] if self.encoder is not None else 64)[0], Style()
+        )  # checked
 
     def condition(self, ids: torch.Tensor) -> torch.Tensor:
         """The generator's input for (1, H, W) ids: SPADE's one-hot semantics or pix2pix's colour/one-hot map."""
@@ -263,6 +271,7 @@ class GeneratorScene:
             with protocol_mode(self.G, self.protocol, self.seed):
                 out = run_large(fn, cond, net=self.G, tile=tile, overlap=overlap, multiple=stride,
                                 fixed_size=fixed, stats_mode="nearest")  # fmt: skip
+            check_output(out, self.checkpoint, "scene")
             scenes.append(_resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1))
         return scenes
 
@@ -331,6 +340,11 @@ class CycleGANPainting:
             )
         self.net = self.net.eval().to(device)
         self.device = device
+        ramp = torch.linspace(-1, 1, 64)
+        probe = torch.stack(
+            [ramp[None].expand(64, -1), ramp[:, None].expand(-1, 64), -ramp[None].expand(64, -1)]
+        )
+        self(probe, None, Style())  # a broken generator fails here, before any sketch (outputs are checked)
 
     @torch.no_grad()
     def __call__(self, scene: torch.Tensor, labels: torch.Tensor, style: Style) -> torch.Tensor:
@@ -339,6 +353,7 @@ class CycleGANPainting:
         x = _resize(scene[None], _scaled_size(h, w, self.scale), "bilinear").to(self.device)
         out = run_large(self.net, x, net=self.net, tile=self.tile, overlap=self.overlap, multiple=stride,
                         stats_max_side=self.stats_max_side)  # fmt: skip
+        check_output(out, self.checkpoint, "painting")
         return _resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1)
 
 

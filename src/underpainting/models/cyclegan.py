@@ -7,6 +7,7 @@ Domains follow the `vangogh2photo` layout: A = Van Gogh paintings, B = landscape
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import lightning.pytorch as pl
@@ -16,12 +17,16 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
 from underpainting.models.image_pool import ImagePool
 from underpainting.models.losses.gan import GANLoss, GANMode
+from underpainting.models.schedules import step_after_last_batch
 from underpainting.utils.rng import RNGState
 
+log = logging.getLogger(__name__)
 
-class CycleGAN(pl.LightningModule):
+
+class CycleGAN(AveragedWeights, pl.LightningModule):
     """Two generators, two discriminators, manual optimization: per iteration a G step with both D frozen, then a
     D step on pooled fakes (the reference's `optimize_parameters`)."""
 
@@ -42,6 +47,7 @@ class CycleGAN(pl.LightningModule):
         lambda_identity: float = 0.5,
         pool_size: int = 50,
         seed: int = 0,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -54,6 +60,7 @@ class CycleGAN(pl.LightningModule):
         self.pool_A = ImagePool(pool_size, seed=seed)  # past fakes of domain A, shown to D_A
         self.pool_B = ImagePool(pool_size, seed=seed + 1)
         self.rng = RNGState()
+        self.ema = GeneratorEMA({"G_AB": G_AB, "G_BA": G_BA}, ema_decay) if ema_decay else None
 
     def forward(self, photo: torch.Tensor) -> torch.Tensor:
         """Photo -> painting, the direction the project reconstructs with."""
@@ -104,6 +111,8 @@ class CycleGAN(pl.LightningModule):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             opt_g.step()
+        if self.ema is not None:
+            self.ema.update()
 
         with self.toggled_optimizer(opt_d):
             d_losses = self.discriminator_losses(
@@ -125,21 +134,22 @@ class CycleGAN(pl.LightningModule):
             {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]},
             batch_size=real_A.shape[0],
         )
+        step_after_last_batch(self, batch_idx)
+        return logs  # read by the divergence guard (on the device, no host sync)
 
-    def on_train_epoch_end(self) -> None:
-        schedulers = self.lr_schedulers()
-        for s in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
-            s.step()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def _log_cycle(self, batch: dict, stage: str) -> None:
         losses, _ = self.generator_losses(batch["A"], batch["B"])
         self.log_dict(
-            {f"val/{k}": v for k, v in losses.items() if k.startswith("cycle")},
+            {f"{stage}/{k}": v for k, v in losses.items() if k.startswith("cycle")},
             sync_dist=True,
             batch_size=batch["A"].shape[0],
         )
 
-    test_step = validation_step
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._log_cycle(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._log_cycle(batch, "test")
 
     @torch.no_grad()
     def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
@@ -165,10 +175,16 @@ class CycleGAN(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["image_pools"] = {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()}
         checkpoint["rng"] = self.rng.capture()
+        if self.ema is not None:
+            self.ema.fix_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "image_pools" in checkpoint:
-            self.pool_A.load_state_dict(checkpoint["image_pools"]["A"])
-            self.pool_B.load_state_dict(checkpoint["image_pools"]["B"])
+        if note := adapt_checkpoint(checkpoint["state_dict"], self.ema, self.exportable):
+            log.info(note)
+        if (
+            "image_pools" in checkpoint
+        ):  # on the module's device; `query` follows the fakes' device after that
+            self.pool_A.load_state_dict(checkpoint["image_pools"]["A"], device=self.device)
+            self.pool_B.load_state_dict(checkpoint["image_pools"]["B"], device=self.device)
         if "rng" in checkpoint:
             self.rng.schedule(checkpoint["rng"])

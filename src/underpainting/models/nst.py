@@ -448,8 +448,11 @@ class NeuralStyleTransfer(pl.LightningModule):
             )
         if self.problem is None:
             dm = self.trainer.datamodule
-            if dm is None or getattr(dm, "problem", None) is None and not hasattr(dm, "setup"):
-                raise UserError("NeuralStyleTransfer needs the NST datamodule (`data=nst`)")
+            if not hasattr(dm, "pyramid"):
+                raise UserError(
+                    f"model=nst needs its own data, not {type(dm).__name__}: add `data=nst data.content=<photo> "
+                    "data.style=<painting>` (or use `experiment=nst_quickstart`, offline, procedural inputs)"
+                )
             dm.setup(stage)
             self.attach(dm.problem, dm.pyramid)
 
@@ -464,7 +467,7 @@ class NeuralStyleTransfer(pl.LightningModule):
             self.trainer.strategy.optimizers = [self.configure_optimizers()]
         return None
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         opt = self.optimizers()
         terms = self._step(opt, self.manual_backward)
         self.last_losses = {k: float(v) for k, v in terms.items()}
@@ -472,6 +475,8 @@ class NeuralStyleTransfer(pl.LightningModule):
         self.log("train/loss", terms["total"], prog_bar=True, on_step=True)
         self.log("lr/image", float(opt.param_groups[0]["lr"]), on_step=True)
         self.log("nst/level", float(self.level), on_step=True)
+        # The divergence guard checks the optimised (normalised) objective; the raw terms are Caffe-scale (~1e8).
+        return {"train/objective": terms["objective"]}
 
     # ----------------------------------------------------------------- images out
     def sample_images(self, batch=None) -> dict[str, torch.Tensor]:

@@ -92,6 +92,7 @@ class Pix2Pix(LabelToImage):
         lambda_L1: float = 100.0,
         test_protocol: EvalProtocol = "paper",
         seed: int = 0,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__(labels)
         if input_mode not in ("color", "onehot"):
@@ -104,6 +105,7 @@ class Pix2Pix(LabelToImage):
         self.optimizer_G, self.optimizer_D, self.scheduler = optimizer_G, optimizer_D, scheduler
         self.gan_loss = GANLoss(gan_mode)
         self.input_nc = 3 if input_mode == "color" else len(labels)
+        self._init_ema(ema_decay)
 
     def setup(self, stage: str) -> None:
         """Channel checks inside `trainer.fit`, so the message reaches the user unwrapped by Hydra."""
@@ -164,5 +166,7 @@ class Pix2Pix(LabelToImage):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             opt_g.step()
+        if self.ema is not None:
+            self.ema.update()
 
-        self._log_step({**g_losses, **d_losses}, loss_g, real.shape[0])
+        return self._end_step({**g_losses, **d_losses}, loss_g, real.shape[0], batch_idx)

@@ -24,3 +24,17 @@ class LinearDecay(LRScheduler):
 
     def get_lr(self) -> list[float]:
         return [base * self.factor(self.last_epoch) for base in self.base_lrs]
+
+
+def step_after_last_batch(module, batch_idx: int) -> None:
+    """Step a manually optimised module's per-epoch schedulers at the end of the epoch's last training step.
+
+    Lightning does the same for automatic optimization (before `on_train_batch_end`). Stepping in
+    `on_train_epoch_end` instead left a checkpoint saved on the last batch with the old schedule, and the resumed
+    run one epoch behind (lr 3.2e-4 vs 2.4e-4 in the issue's example)."""
+    trainer = module.trainer
+    if not (trainer.is_last_batch or batch_idx + 1 >= trainer.num_training_batches):
+        return
+    schedulers = module.lr_schedulers()
+    for s in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
+        s.step()

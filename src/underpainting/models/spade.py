@@ -8,6 +8,7 @@ of the updated generator; TTUR learning rates. The batch is `{"label": (B, H, W)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import lightning.pytorch as pl
@@ -18,10 +19,14 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from underpainting.data.labels import LabelSet
 from underpainting.errors import DataError, UserError
+from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
 from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.losses.matching import FeatureMatchingLoss, kl_divergence
 from underpainting.models.networks.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator
+from underpainting.models.schedules import step_after_last_batch
 from underpainting.utils.rng import RNGState
+
+log = logging.getLogger(__name__)
 
 
 def label_one_hot(ids: torch.Tensor, num_channels: int, paths=None) -> torch.Tensor:
@@ -74,9 +79,9 @@ def class_colour_error(
     return err[present].sum() / present.sum().clamp(min=1) if b else err.new_zeros(())
 
 
-class LabelToImage(pl.LightningModule):
+class LabelToImage(AveragedWeights, pl.LightningModule):
     """What SPADE and pix2pix share: the label set, label-map preprocessing, sample columns, validation metrics,
-    RNG state in checkpoints, per-epoch schedulers."""
+    RNG state in checkpoints, per-epoch schedulers, the optional weight average of the generator."""
 
     exportable: tuple[str, ...] = ("G",)
 
@@ -84,6 +89,11 @@ class LabelToImage(pl.LightningModule):
         super().__init__()
         self.labels = labels
         self.rng = RNGState()
+        self.ema: GeneratorEMA | None = None
+
+    def _init_ema(self, decay: float | None) -> None:
+        """Call once the exportable networks exist."""
+        self.ema = GeneratorEMA({n: getattr(self, n) for n in self.exportable}, decay) if decay else None
 
     def colorize(self, ids: torch.Tensor) -> torch.Tensor:
         """Sketch colours; dont-care pixels (id = number of classes) shown white."""
@@ -133,7 +143,11 @@ class LabelToImage(pl.LightningModule):
             "source": self.colorize(batch["label"]),
         }
 
-    def _log_step(self, losses: dict[str, torch.Tensor], total_g: torch.Tensor, n: int) -> None:
+    def _end_step(
+        self, losses: dict[str, torch.Tensor], total_g: torch.Tensor, n: int, batch_idx: int
+    ) -> dict:
+        """Log the step's losses and learning rates, step per-epoch schedulers after the epoch's last batch; the
+        returned losses are what the divergence guard checks."""
         opt_g, opt_d = self.optimizers()
         logs = {f"train/{k}": v.detach() for k, v in losses.items()}
         logs["train/G_total"] = total_g.detach()
@@ -141,16 +155,17 @@ class LabelToImage(pl.LightningModule):
         self.log_dict(
             {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}, batch_size=n
         )
-
-    def on_train_epoch_end(self) -> None:
-        schedulers = self.lr_schedulers()
-        for s in schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []:
-            s.step()
+        step_after_last_batch(self, batch_idx)
+        return logs
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["rng"] = self.rng.capture()
+        if self.ema is not None:
+            self.ema.fix_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if note := adapt_checkpoint(checkpoint["state_dict"], self.ema, self.exportable):
+            log.info(note)
         if "rng" in checkpoint:
             self.rng.schedule(checkpoint["rng"])
 
@@ -184,6 +199,7 @@ class SPADEModel(LabelToImage):
         contain_dontcare_label: bool = False,
         use_instance: bool = False,
         seed: int = 0,
+        ema_decay: float | None = None,
     ) -> None:
         super().__init__(labels)
         self.automatic_optimization = False
@@ -200,6 +216,7 @@ class SPADEModel(LabelToImage):
         # are fixed, so they stay out of checkpoints and optimizers.
         self._vgg_factory = vgg
         object.__setattr__(self, "_vgg", None)
+        self._init_ema(ema_decay)
 
     def setup(self, stage: str) -> None:
         """Checks and the VGG load run here, inside `trainer.fit`, so their errors reach the user unwrapped (and
@@ -345,6 +362,8 @@ class SPADEModel(LabelToImage):
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)
             opt_g.step()
+        if self.ema is not None:
+            self.ema.update()
 
         with self.toggled_optimizer(opt_d):
             d_losses = self.discriminator_losses(sem, real)
@@ -352,7 +371,7 @@ class SPADEModel(LabelToImage):
             self.manual_backward(sum(d_losses.values()))
             opt_d.step()
 
-        self._log_step({**g_losses, **d_losses}, loss_g, real.shape[0])
+        return self._end_step({**g_losses, **d_losses}, loss_g, real.shape[0], batch_idx)
 
     @torch.no_grad()
     def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
