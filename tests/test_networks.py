@@ -63,3 +63,10 @@ def test_instance_norm_has_no_affine_or_running_stats():
 def test_bad_norm_name_is_a_clear_error():
     with pytest.raises(ValueError, match="norm must be"):
         ResnetGenerator(norm="spectralinstance")
+
+
+def test_norm_none_convs_have_no_bias_as_in_the_reference():
+    """Before: norm=none kept conv biases; the reference's `use_bias = norm_layer == InstanceNorm2d` drops them
+    (its first/last generator convs and the discriminator's first/last keep theirs)."""
+    assert n_params(ResnetGenerator(norm="none")) == 11_378_179 - (64 + 128 + 256 + 9 * 2 * 256 + 128 + 64)
+    assert n_params(NLayerDiscriminator(norm="none")) == 2_764_737 - (128 + 256 + 512)

@@ -281,3 +281,15 @@ def test_cityscapes_and_custom_spaces(labels):
     assert torch.equal(own, labels.one_hot(sketch(labels)))
     with pytest.raises(WeightsError, match="12 custom classes"):
         semantics(sketch(labels), labels, LabelSpace("custom", 12, True, True))
+
+
+def test_norm_none_generator_round_trips_through_the_reference_layout():
+    """Before: norm=none was refused both ways (bias mismatch with the reference); now it loads exactly."""
+    from underpainting.zoo.junyanz import reference_options, to_reference
+    from underpainting.zoo.loader import load_generator
+
+    net = ResnetGenerator(ngf=8, n_blocks=6, norm="none").eval()
+    assert reference_options(net)["norm"] == "none"
+    loaded = load_generator(to_reference(net), source="junyanz", netG="resnet_6blocks")
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(loaded(x), net(x))

@@ -80,11 +80,6 @@ def resolve_options(sd: Mapping[str, torch.Tensor], given: Mapping[str, object])
     file shows, then the caller's options (which the fit check then holds against the file)."""
     options = {"netG": "resnet_9blocks", "ngf": 64, "norm": "instance", "no_dropout": False}
     options.update({"input_nc": 3, "output_nc": 3, **infer_options(sd), **given})
-    if options["norm"] == "none":
-        raise WeightsError(
-            "norm=none: the reference builds those convs without a bias, the project's networks with one "
-            "(models/networks/norm.py conv_bias), so such a file cannot be loaded here exactly"
-        )
     return options
 
 
@@ -162,8 +157,6 @@ def reference_options(net: nn.Module) -> dict:
             f"this generator is {netG}, which the reference's define_G cannot build (it has "
             f"{', '.join(REFERENCE_NETG)}): its test.py could not load the file"
         )
-    if norm == "none":
-        raise WeightsError("norm=none: the reference's convs would have no bias where this network has one")
     return {
         "netG": netG,
         "ngf": convs[0].out_channels,

@@ -22,8 +22,10 @@ def norm_layer(kind: Norm) -> type[nn.Module] | functools.partial:
 
 
 def conv_bias(kind: Norm) -> bool:
-    """Convs feeding a batch norm carry no bias (the norm's shift replaces it); the reference does the same."""
-    return kind != "batch"
+    """Whether the convs before a norm carry a bias, as in the reference (`use_bias = norm_layer == InstanceNorm2d`):
+    yes before instance norm (affine-free, so nothing else shifts), no before batch norm (its shift replaces it),
+    and no with `norm=none` too (the reference's test is on the layer type, and an Identity is not InstanceNorm2d)."""
+    return kind == "instance"
 
 
 def init_weights(net: nn.Module, init_type: str = "normal", gain: float = 0.02) -> nn.Module:
