@@ -8,10 +8,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+
+from underpainting.utils.compose import compose_run
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -45,19 +44,7 @@ TINY_CYCLEGAN = [
 
 def compose_train(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
     """Compose `conf/<config_name>.yaml` as `python train.py <overrides>` would, writing into `output_dir`."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(output_dir)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.root_dir = str(ROOT)
-        del cfg.hydra
-    GlobalHydra.instance().clear()
-    return cfg
+    return compose_run(overrides, output_dir, config_name, root_dir=ROOT)
 
 
 @pytest.fixture

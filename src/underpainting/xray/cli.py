@@ -9,42 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from underpainting.errors import UserError
+from underpainting.utils.compose import compose_run, conf_dir
 
 log = logging.getLogger(__name__)
-
-
-def conf_dir() -> Path:
-    """The repository's `conf/` (or $UNDERPAINTING_CONF)."""
-    path = Path(os.environ.get("UNDERPAINTING_CONF", Path(__file__).resolve().parents[3] / "conf"))
-    if not (path / "train.yaml").is_file():
-        raise UserError(f"cannot find the Hydra configs at {path}; set UNDERPAINTING_CONF=<repo>/conf")
-    return path
-
-
-def compose_run(overrides: list[str], out: Path):
-    """The composed `train.py` config for `overrides`, writing into `out` (as `hydra.run.dir=out` would)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(conf_dir())):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(out)
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out)
-        del cfg.hydra
-    GlobalHydra.instance().clear()
-    return cfg
 
 
 def separate(xray: str, visible: str, out: str, overrides: list[str], truth: str | None = None) -> dict:
