@@ -126,10 +126,37 @@ def resize_ids(ids: torch.Tensor, long_side: int) -> torch.Tensor:
     return F.interpolate(ids[None, None].float(), size=size, mode="nearest")[0, 0].long()
 
 
-def backdrop_for_canvas(image: Image.Image, long_side: int) -> Image.Image:
-    """A picture to trace over, resized (aspect kept) so its long side is `long_side`: the canvas takes its size, so
-    the label map painted over it lines up with it (e.g. a style painting's labels, `style.labels`)."""
-    w, h = image.size
-    s = long_side / max(w, h)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+def canvas_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(W, H) with the long side `long_side` and the aspect ratio of `width` x `height`."""
+    s = long_side / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def load_backdrop(path: str | Path, long_side: int, xray: bool = False) -> Image.Image:
+    """A picture to trace over, resized (aspect kept) to the long side `long_side`: the canvas takes its size, so
+    a label map painted over it lines up with it (e.g. a style painting's `style.labels`). `xray`: a hidden X-ray
+    (`python -m underpainting.xray separate`), contrast-normalised and lightened as `xray trace` does."""
+    if xray:
+        from underpainting.xray.io import load_xray
+        from underpainting.xray.trace import backdrop
+
+        x = load_xray(path)
+        w, h = canvas_size(x.shape[-1], x.shape[-2], long_side)
+        grey = (backdrop(x, (h, w))[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+        return Image.fromarray(grey, "L").convert("RGB")
+    image = load_rgb(path)
+    return image.resize(canvas_size(*image.size, long_side), Image.Resampling.LANCZOS)
+
+
+def resize_layers(layers: Sequence[Image.Image | np.ndarray], size: tuple[int, int]) -> list[Image.Image]:
+    """Stroke layers moved onto a canvas of `size` = (W, H), nearest-neighbour: strokes keep exact colours."""
+    out = []
+    for layer in layers:
+        img = Image.fromarray(_rgba(layer, "a canvas layer"), "RGBA")
+        out.append(img if img.size == size else img.resize(size, Image.Resampling.NEAREST))
+    return out
+
+
+def label_map_image(ids: torch.Tensor) -> Image.Image:
+    """(H, W) ids -> an 8-bit greyscale PNG of class ids (what `style.labels` and `load_label_map` read)."""
+    return Image.fromarray(ids.to(torch.uint8).numpy(), "L")
