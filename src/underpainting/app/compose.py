@@ -69,20 +69,35 @@ class Composer:
             HydraConfig.instance().set_config(cfg)
             return cfg
 
+    @property
+    def staged_overrides(self) -> list[str]:
+        """Command-line overrides of one stage's node (`stage2.nst.module.vgg.weights=...`)."""
+        return [o for o in self.infer_overrides if _key(o).startswith(("stage1.", "stage2."))]
+
+    def base(self) -> DictConfig:
+        """The infer config as the command line sets it, before any job's choices (labels, seed...)."""
+        return self.compose([o for o in self.infer_overrides if o not in self.staged_overrides])
+
     def settings(self) -> DictConfig:
         """The resolved `app` settings (conf/app/default.yaml unless `app=<option>`)."""
         chosen = any(_key(o) == "app" for o in self.app_overrides)
-        cfg = self.compose(
-            [*([] if chosen else ["+app=default"]), *self.infer_overrides, *self.app_overrides]
-        )
+        plain = [o for o in self.infer_overrides if o not in self.staged_overrides]
+        cfg = self.compose([*([] if chosen else ["+app=default"]), *plain, *self.app_overrides])
         with self._lock:
             return OmegaConf.create(OmegaConf.to_container(cfg.app, resolve=True))
 
     def job_config(self, overrides: Sequence[str], run_dir: Path) -> DictConfig:
         """A job's infer config writing into `run_dir`, resolved, with `.hydra/` written as a Hydra run would
-        (config, choices, overrides): the compare page reads app runs like `infer.py` runs."""
-        merged = merge_overrides(self.infer_overrides, overrides)
-        cfg = self.compose(merged, run_dir)
+        (config, choices, overrides): the compare page reads app runs like `infer.py` runs.
+
+        Command-line overrides of a stage this job does not use (`stage2.nst.*` when NST is not chosen) are left
+        out: they are meant for the jobs that choose it."""
+        staged = self.staged_overrides
+        plain = merge_overrides([o for o in self.infer_overrides if o not in staged], overrides)
+        probe = self.compose(plain, run_dir)
+        fits = [o for o in staged if OmegaConf.select(probe, _key(o).rsplit(".", 1)[0]) is not None]
+        merged = merge_overrides(fits, plain)
+        cfg = self.compose(merged, run_dir) if fits else probe
         with self._lock:
             HydraConfig.instance().set_config(cfg)
             with open_dict(cfg):

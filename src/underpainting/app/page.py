@@ -3,6 +3,7 @@ Nothing here computes about images: decoding, backdrops and painting live in the
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from functools import wraps
@@ -92,7 +93,7 @@ class Page:
 
     def __init__(self, composer: Composer, settings: DictConfig) -> None:
         self.composer, self.settings = composer, settings
-        base = composer.compose([])
+        base = composer.base()
         self.labels: LabelSet = instantiate(base.labels)
         self.default_seed = int(base.seed)
         self.stages = stage_options(composer)
@@ -194,27 +195,23 @@ class Page:
         return str(path), UPLOADED
 
     # ------------------------------------------------------------------------------------------------ jobs
-    def request(self, values: dict) -> JobRequest:
-        w = self.widgets
-        stage1, stage2 = values[w["stage1"]], list(values[w["stage2"]] or [])
+    def request(self, v: dict) -> JobRequest:
+        """The job from the named choices (the API's parameter names: see `choice_names`)."""
+        stage1, stage2 = v["stage1"], list(v["stage2"] or [])
         checkpoints = {}
         first = self.stages.first.get(stage1)
-        if first is not None and first.checkpoint_key and values[w["ckpt1"]]:
-            checkpoints[first.checkpoint_key] = str(values[w["ckpt1"]])
-        for name, dd in w["ckpt2"].items():
-            if name in stage2 and values[dd]:
-                checkpoints[self.stages.second[name].checkpoint_key] = str(values[dd])
-        uses_style = any(self.stages.second[n].uses_style for n in stage2 if n in self.stages.second)
-        painting, labels = (None, None)
-        if uses_style:
-            painting, labels = self._style_files(
-                values[w["style"]], values[w["style_painting"]], values[w["style_labels"]]
-            )
-        seed = values[w["seed"]]
+        if first is not None and first.checkpoint_key and v["stage1_checkpoint"]:
+            checkpoints[first.checkpoint_key] = str(v["stage1_checkpoint"])
+        for name in self.widgets["ckpt2"]:
+            if name in stage2 and v[f"{name}_checkpoint"]:
+                checkpoints[self.stages.second[name].checkpoint_key] = str(v[f"{name}_checkpoint"])
+        painting = labels = None
+        if any(self.stages.second[n].uses_style for n in stage2 if n in self.stages.second):
+            painting, labels = self._style_files(v["style"], v["style_painting"], v["style_labels"])
         return JobRequest(
             stage1=stage1, stage2=stage2, checkpoints=checkpoints, style_painting=painting, style_labels=labels,
-            xray=values[w["xray"]] or None, size=int(values[w["size"]] or 0), steps=int(values[w["steps"]] or 0),
-            seed=None if seed is None else int(seed),
+            xray=v["xray"] or None, size=int(v["size"] or 0), steps=int(v["steps"] or 0),
+            seed=None if v["seed"] is None else int(v["seed"]),
         )  # fmt: skip
 
     def run(self, ids, values: dict, progress: gr.Progress) -> tuple:
@@ -325,7 +322,7 @@ class Page:
                         w["paint"] = gr.Button("Paint", variant="primary", elem_id="paint")
                         w["paint_file"] = gr.Button("Paint the uploaded file as it is", elem_id="paint_file")
                         w["refresh"] = gr.Button("refresh lists", size="sm")
-            w["status"] = gr.Markdown(elem_id="status")
+            w["status"] = gr.Markdown(elem_id="status", label="status")
             with gr.Row():
                 w["sheet"] = gr.Image(
                     label="contact sheet", type="filepath", format="png", interactive=False, elem_id="sheet"
@@ -354,26 +351,36 @@ class Page:
     def _wire(self, demo: gr.Blocks) -> None:
         w = self.widgets
         ckpt2 = list(w["ckpt2"].items())
-        choice_inputs = {w[k] for k in ("stage1", "ckpt1", "stage2", "style", "style_painting", "style_labels",
-                                        "xray", "size", "steps", "seed")} | {dd for _, dd in ckpt2}  # fmt: skip
+        names = ["stage1", "stage1_checkpoint", "stage2", *(f"{n}_checkpoint" for n, _ in ckpt2), "style",
+                 "style_painting", "style_labels", "xray", "size", "steps", "seed"]  # fmt: skip
+        comps = [w["stage1"], w["ckpt1"], w["stage2"], *(dd for _, dd in ckpt2), w["style"], w["style_painting"],
+                 w["style_labels"], w["xray"], w["size"], w["steps"], w["seed"]]  # fmt: skip
         outputs = [w[k] for k in ("status", "sheet", "painting", "labels", "gallery", "files")]
         queue = {"concurrency_limit": int(self.settings.queue.concurrency), "concurrency_id": "paint"}
 
-        @user_errors
-        def paint(values: dict, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio's idiom)
-            return self.run(self.decode(values[w["canvas"]]), values, progress)
+        def endpoint(first: str, read):
+            """A handler whose signature names every choice, so the API (gradio_client) has readable names."""
 
-        @user_errors
-        def paint_file(values: dict, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 (Gradio's idiom)
-            path = values[w["upload"]]
+            def handler(*args):
+                *values, progress = args
+                v = dict(zip([first, *names], values, strict=True))
+                return self.run(read(v[first]), v, progress)
+
+            params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in [first, *names]]
+            progress = inspect.Parameter(
+                "progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress(track_tqdm=True)
+            )
+            handler.__signature__ = inspect.Signature([*params, progress])
+            return user_errors(handler)
+
+        def read_upload(path: str | None):
             if not path:
                 raise UserError("no file uploaded: choose a sketch or a label map under the canvas first")
-            return self.run(read_sketch_upload(path, self.labels), values, progress)
+            return read_sketch_upload(path, self.labels)
 
-        w["paint"].click(paint, choice_inputs | {w["canvas"]}, outputs, api_name="paint", **queue)
-        w["paint_file"].click(
-            paint_file, choice_inputs | {w["upload"]}, outputs, api_name="paint_sketch", **queue
-        )
+        paint, paint_sketch = endpoint("canvas", self.decode), endpoint("sketch", read_upload)
+        w["paint"].click(paint, [w["canvas"], *comps], outputs, api_name="paint", **queue)
+        w["paint_file"].click(paint_sketch, [w["upload"], *comps], outputs, api_name="paint_sketch", **queue)
 
         w["upload"].upload(
             user_errors(self.load_upload), [w["upload"], w["canvas"]], w["canvas"], api_name=False
