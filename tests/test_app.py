@@ -27,7 +27,10 @@ from underpainting.data.sketch import decode_sketch
 from underpainting.errors import UserError
 from underpainting.train import run as train_run
 
-gr = pytest.importorskip("gradio", reason="the app extra: pip install 'underpainting[app]'")
+if os.environ.get("CI") == "true":  # CI installs the app extra: a missing Gradio is a failure there
+    import gradio as gr
+else:
+    gr = pytest.importorskip("gradio", reason="the app extra: pip install 'underpainting[app]'")
 from underpainting.app.choices import checkpoint_choices, initial_stages, stage_options  # noqa: E402
 from underpainting.app.compose import Composer  # noqa: E402
 from underpainting.app.jobs import JobRequest, job_overrides, run_job  # noqa: E402
@@ -384,7 +387,7 @@ def test_paint_two_classes_in_a_real_browser(server, outputs, labels, browser_pa
         "() => document.querySelector('#ckpt1 input') && document.querySelector('#ckpt1 input').value.includes('demo_spade')",
         timeout=30_000,
     )
-    assert page.locator("#stage2 input[value='cyclegan']").is_checked()
+    assert page.locator("#stage2 label", has_text="cyclegan:").locator("input").is_checked()
     page.click("#canvas button[aria-label='Brush']")
     _stroke(page, "sky", y=48)
     _stroke(page, "grass", y=200)
