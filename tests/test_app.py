@@ -394,6 +394,9 @@ def test_paint_two_classes_in_a_real_browser(server, outputs, labels, browser_pa
     page.click("#paint")
     page.wait_for_selector("#painting img", timeout=180_000)
     assert "done" in page.inner_text("#status")
+    # a viewport as tall as the page: a full_page capture leaves the canvas (WebGL) blank
+    page.set_viewport_size({"width": 1400, "height": 2800})
+    page.screenshot(path=str(tmp_path / "page.png"))
 
     decoded = _image(page, "#labels")
     ids = torch.from_numpy(
@@ -417,7 +420,6 @@ def test_paint_two_classes_in_a_real_browser(server, outputs, labels, browser_pa
     notes.write_text("not an image\n")
     page.set_input_files("#upload input[type=file]", str(notes))
     page.wait_for_selector("text=cannot be read as an image", timeout=30_000)
-    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
     assert page.outside == [], f"the page tried to reach outside this machine: {page.outside}"
     if os.environ.get("UNDERPAINTING_APP_SCREENSHOT"):  # docs/images/app.png is made this way
         shutil.copy(tmp_path / "page.png", os.environ["UNDERPAINTING_APP_SCREENSHOT"])
