@@ -410,12 +410,12 @@ def test_paint_two_classes_in_a_real_browser(server, outputs, labels, browser_pa
     assert (ids[:100] == sky).all() and (ids[150:] == grass).all()  # and the nearest stroke's class elsewhere
     painting = _image(page, "#painting")
     assert painting.shape[:2] == (256, 256) and painting.std() > 5
-    assert painting[:100].mean(axis=(0, 1)).tolist() != painting[150:].mean(axis=(0, 1)).tolist()
     # the job's folder, as the status says, holds what the page shows
     run = Path(re.search(r"(/\S+_spade[-\d]*)", page.inner_text("#status"))[1])
     assert np.array_equal(np.asarray(Image.open(run / "canvas" / "labels.png").convert("RGB")), decoded)
+    assert np.array_equal(np.asarray(Image.open(run / "canvas" / "cyclegan.png").convert("RGB")), painting)
 
-    # bad input on the page: the same message infer.py gives, and the page still works
+    # bad input on the page: the same message infer.py gives (the API test: the server keeps serving)
     notes = tmp_path / "notes.png"
     notes.write_text("not an image\n")
     page.set_input_files("#upload input[type=file]", str(notes))
