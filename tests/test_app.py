@@ -121,6 +121,21 @@ def test_choices_come_from_the_configs_and_the_trained_checkpoints(composer, out
     assert mine.second["my_painter"].checkpoint_key == "stage2.cyclegan.checkpoint"  # its `key` as configured
 
 
+def test_style_paintings_are_offered_by_absolute_path(tmp_path, monkeypatch):
+    from underpainting.app.choices import style_paintings
+
+    (tmp_path / "styles").mkdir()
+    for name in ("wheat.jpg", "wheat_labels.png", "no_labels.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "styles" / name)
+    monkeypatch.chdir(tmp_path)
+    [found] = style_paintings(Path("styles"))  # app.styles_dir is relative: examples/styles
+    assert (found.name, found.painting, found.labels) == (
+        "wheat",
+        tmp_path / "styles" / "wheat.jpg",
+        tmp_path / "styles" / "wheat_labels.png",
+    )
+
+
 def test_overrides_keep_odd_paths_and_share_out_steps(composer, tmp_path):
     stages = stage_options(composer)
     odd = tmp_path / "my paintings, 1889" / "it's =wheat.png"

@@ -88,8 +88,9 @@ class StylePainting:
 
 
 def style_paintings(folder: Path) -> list[StylePainting]:
-    """Paintings in `folder` with a label map beside them (`X.jpg` + `X_labels.png`)."""
-    folder = Path(folder)
+    """Paintings in `folder` with a label map beside them (`X.jpg` + `X_labels.png`), by absolute path (the page's
+    choice values: the API and an upload name the same file the same way whatever the server's working folder)."""
+    folder = Path(folder).resolve()
     if not folder.is_dir():
         return []
     out = []
