@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,sweep,metrics
+EXTRAS ?= dev,sweep,metrics,app
 
 .PHONY: install demo test lint bench clean
 

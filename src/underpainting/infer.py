@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -87,8 +88,9 @@ def make_sheet_logger(loggers: list):
     return log_sheet
 
 
-def run(cfg: DictConfig) -> list[SketchResult]:
-    """Check the configuration and checkpoints, then process every sketch; returns one result per sketch."""
+def run(cfg: DictConfig, on_stage: Callable[[str, int, int], None] | None = None) -> list[SketchResult]:
+    """Check the configuration and checkpoints, then process every sketch; returns one result per sketch.
+    `on_stage(name, done, total)` hears each stage start (the app's progress bar)."""
     if cfg.get("seed") is not None:
         torch.manual_seed(int(cfg.seed))
     labels: LabelSet = instantiate(cfg.labels)
@@ -107,7 +109,7 @@ def run(cfg: DictConfig) -> list[SketchResult]:
     pipeline = SketchPipeline(
         stage1, stage2, labels, out_dir, style=style, decode=cfg.decode, on_bad_sketch=cfg.on_bad_sketch,
         sheet_max_side=cfg.sheet.max_side, overview_cell=cfg.sheet.overview_cell, config=resolved,
-        on_sheet=make_sheet_logger(loggers),
+        on_sheet=make_sheet_logger(loggers), on_stage=on_stage,
     )  # fmt: skip
     pipeline.setup(device)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -86,6 +86,7 @@ class SketchPipeline:
         overview_cell: int = 160,
         config: Mapping | None = None,
         on_sheet: Callable[[str, Image.Image], None] | None = None,
+        on_stage: Callable[[str, int, int], None] | None = None,
     ) -> None:
         if on_bad_sketch not in ("skip", "error"):
             raise UserError(f"`on_bad_sketch` must be 'skip' or 'error', got {on_bad_sketch!r}")
@@ -94,6 +95,7 @@ class SketchPipeline:
         self.decode, self.on_bad_sketch = dict(decode or {}), on_bad_sketch
         self.sheet_max_side, self.overview_cell = sheet_max_side, overview_cell
         self.config, self.on_sheet = dict(config or {}), on_sheet
+        self.on_stage = on_stage  # (what starts now, stages done, stages in all): the app's progress bar
 
     def setup(self, device: torch.device) -> None:
         """Load every checkpoint first: configuration errors surface before any sketch is touched."""
@@ -110,6 +112,7 @@ class SketchPipeline:
         rgb.save(out / "sketch.png")
         encode_sketch(ids, self.labels).save(out / "labels.png")
         sketch = pil_to_tensor(rgb)
+        self._stage(self.stage1.name, 0, 1 + len(self.stage2))
         scenes = self.stage1(ids, self.style)
         rows, written = [], {"sketch": "sketch.png", "labels": "labels.png"}
         show_style = self.style.image is not None and any(
@@ -123,12 +126,14 @@ class SketchPipeline:
             if show_style:
                 row[f"style: {self.style.name}"] = self.style.image[0]
             row[self.stage1.name] = scene
-            for name, stage in self.stage2.items():
+            for i, (name, stage) in enumerate(self.stage2.items()):
+                self._stage(f"{getattr(stage, 'name', name)}{suffix}", 1 + i, 1 + len(self.stage2))
                 painting = stage(scene, ids, self.style)
                 tensor_to_pil(painting).save(out / f"{name}{suffix}.png")
                 written[f"{name}{suffix}"] = f"{name}{suffix}.png"
                 row[getattr(stage, "name", name)] = painting
             rows.append(row)
+        self._stage("contact sheet", 1 + len(self.stage2), 1 + len(self.stage2))
         title = f"{path.name}  {ids.shape[1]}x{ids.shape[0]}"
         sheet = contact_sheet(rows, title=title, max_side=self.sheet_max_side)
         sheet.save(out / "contact_sheet.png")
@@ -138,6 +143,10 @@ class SketchPipeline:
             self.on_sheet(path.stem, sheet)
         return SketchResult(path, True, out, out / "contact_sheet.png", seconds=time.perf_counter() - start,
                             columns=rows[0])  # fmt: skip
+
+    def _stage(self, name: str, done: int, total: int) -> None:
+        if self.on_stage is not None:
+            self.on_stage(name, done, total)
 
     # ---------------------------------------------------------------------------------------------- many sketches
     def run(self, files: Sequence[Path], progress: bool = True) -> list[SketchResult]:
