@@ -94,7 +94,7 @@ def rotated_and_scaled(
     for s in sorted(range(-num_scales, num_scales + 1), key=abs):
         for r in sorted(range(-num_rotations, num_rotations + 1), key=abs):
             img = _rotate_valid(image, r * rotation_step, nearest=False)
-            lab = None if labels is None else _rotate_valid(labels[:, None], r * rotation_step, nearest=True)
+            lab = None if labels is None else _rotate_valid(labels[:, None].float(), r * rotation_step, nearest=True)
             factor = 1.0 + s * scale_step
             if factor != 1.0:
                 size = [max(8, round(n * factor)) for n in img.shape[-2:]]
