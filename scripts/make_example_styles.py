@@ -77,8 +77,8 @@ def mountains_behind_saint_paul(rgb: np.ndarray, labels: LabelSet) -> np.ndarray
         ids[polygon_mask((w, h), poly)] = c("building")
     wall = [(0, 198), (28, 168), (60, 151), (130, 143), (200, 137), (256, 132)]
     ids[polygon_mask((w, h), wall, width=6)] = c("fence_railing")
-    ids[polygon_mask((w, h), [(0, 166), (30, 157), (60, 150), (62, 156), (35, 172), (15, 195), (0, 214)])] = c(
-        "fence_railing"
+    ids[polygon_mask((w, h), [(0, 166), (30, 157), (60, 150), (62, 156), (35, 172), (15, 195), (0, 214)])] = (
+        c("fence_railing")
     )  # the striped stone wall at the left edge
     return ids
 
@@ -109,7 +109,10 @@ def field_with_poppies(rgb: np.ndarray, labels: LabelSet) -> np.ndarray:
 
 STYLES = {
     # file name: (shared source, label painter)
-    "mountains_behind_saint_paul_1889": ("data/vangogh_landscapes/trainA/vangogh_043.jpg", mountains_behind_saint_paul),
+    "mountains_behind_saint_paul_1889": (
+        "data/vangogh_landscapes/trainA/vangogh_043.jpg",
+        mountains_behind_saint_paul,
+    ),
     "field_with_poppies_1889": ("data/vangogh_landscapes/trainA/vangogh_047.jpg", field_with_poppies),
 }
 

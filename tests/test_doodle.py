@@ -43,7 +43,8 @@ def test_region_colours_use_the_class_the_borrow_table_names_or_the_whole_painti
     colours = region_colours(sketch, [style], [labels], LABELS.borrow)
     assert torch.allclose(colours[SKY], torch.tensor([-0.6, -0.2, 0.8]))
     assert torch.allclose(colours[FLOWER], colours[GRASS])  # flower borrows grass
-    assert torch.allclose(colours[PERSON], torch.tensor([-0.5, 0.2, 0.15]))  # nothing to borrow: whole painting
+    # nothing to borrow: the whole painting
+    assert torch.allclose(colours[PERSON], torch.tensor([-0.5, 0.2, 0.15]))
     no_borrow = region_colours(sketch, [style], [labels], {})
     assert torch.allclose(no_borrow[FLOWER], no_borrow[PERSON])
 
@@ -74,7 +75,9 @@ def test_doodle_datamodule_builds_the_problem_and_names_what_is_missing():
     assert {SKY, GRASS, FLOWER} <= set(p.content_labels.unique().tolist())
     assert len(list(dm.train_dataloader())) == 2
     with pytest.raises(DataError, match="one label map per style"):
-        DoodleDataModule(sketch=str(SKETCH), style=str(STYLES / "field_with_poppies_1889.jpg"), labels=LABELS).setup()
+        DoodleDataModule(
+            sketch=str(SKETCH), style=str(STYLES / "field_with_poppies_1889.jpg"), labels=LABELS
+        ).setup()
     with pytest.raises(DataError, match="data.sketch"):
         DoodleDataModule(style="p.jpg", style_labels="p.png", labels=LABELS).setup()
     with pytest.raises(DataError, match="data.init"):
@@ -95,7 +98,10 @@ def test_infer_paints_a_sketch_straight_from_the_doodle(tmp_path, caplog):
         f"style.painting={STYLES / 'field_with_poppies_1889.jpg'}",
         f"style.labels={STYLES / 'field_with_poppies_1889_labels.png'}",
     ])  # fmt: skip
-    with warnings.catch_warnings(), caplog.at_level(logging.INFO, logger="underpainting.data.correspondences"):
+    with (
+        warnings.catch_warnings(),
+        caplog.at_level(logging.INFO, logger="underpainting.data.correspondences"),
+    ):
         warnings.simplefilter("ignore")  # random weights
         (result,) = run(cfg)
     assert result.ok, result.error

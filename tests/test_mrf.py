@@ -105,7 +105,11 @@ def test_rotated_and_scaled_copies_of_the_style():
     assert len(copies) == 9
     assert torch.equal(copies[0][0], img) and torch.equal(copies[0][1], lab)
     for im, lb in copies:
-        assert im.shape[-2:] == lb.shape[-2:] and lb.dtype == torch.long and set(lb.unique().tolist()) <= set(range(5))
+        assert (
+            im.shape[-2:] == lb.shape[-2:]
+            and lb.dtype == torch.long
+            and set(lb.unique().tolist()) <= set(range(5))
+        )
         assert im.min() >= -1 and im.max() <= 1
     sizes = {tuple(im.shape[-2:]) for im, _ in copies}
     assert (42, 50) in sizes and (38, 46) in sizes  # 1.05x and 0.95x of the original
@@ -179,7 +183,10 @@ def test_borrow_table_is_read_with_the_label_set_and_checked():
 
 
 def test_resolve_borrowing_follows_the_lists_breadth_first():
-    ids = {n: LABELS.id(n) for n in ("sky", "cloud", "mountain", "hill", "grass", "flower", "tree", "water", "person")}
+    ids = {
+        n: LABELS.id(n)
+        for n in ("sky", "cloud", "mountain", "hill", "grass", "flower", "tree", "water", "person")
+    }
     starry = {ids["sky"], ids["mountain"], ids["tree"], LABELS.id("building")}  # The Starry Night's classes
     got = resolve_borrowing([ids[n] for n in ("sky", "cloud", "hill", "grass", "flower", "person")], starry,
                             LABELS.borrow)  # fmt: skip
@@ -188,7 +195,9 @@ def test_resolve_borrowing_follows_the_lists_breadth_first():
 
 
 def test_borrow_regions_relabels_and_logs(caplog):
-    content = torch.tensor([[[LABELS.id("flower"), LABELS.id("sky")], [LABELS.id("person"), LABELS.id("sky")]]])
+    content = torch.tensor(
+        [[[LABELS.id("flower"), LABELS.id("sky")], [LABELS.id("person"), LABELS.id("sky")]]]
+    )
     style = torch.tensor([[[LABELS.id("grass"), LABELS.id("sky")]]])
     with caplog.at_level(logging.INFO, logger="underpainting.data.correspondences"):
         out, mapping = borrow_regions(content, [style], LABELS.borrow, LABELS.names)

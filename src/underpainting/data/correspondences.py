@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 REGION_FALLBACKS = ("borrow", "global")
 
 
-def parse_borrow_table(table: Mapping[str, Sequence[str]], names: Sequence[str]) -> dict[int, tuple[int, ...]]:
+def parse_borrow_table(
+    table: Mapping[str, Sequence[str]], names: Sequence[str]
+) -> dict[int, tuple[int, ...]]:
     """{class name: [class names]} -> {class id: (class ids)}; unknown names raise a UserError naming them."""
     index = {n: i for i, n in enumerate(names)}
     out: dict[int, tuple[int, ...]] = {}

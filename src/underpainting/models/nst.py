@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from underpainting.data.colour import luminance_image, match_colour, match_luminance, transfer_luminance
-from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.correspondences import REGION_FALLBACKS, borrow_regions
+from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 # torchvision: 1e6, the PyTorch NST tutorial's weight for the same normalisation (Gram / N, MSE, layers 1/C²).
 DEFAULT_STYLE_WEIGHT = {"caffe": 1e3, "torchvision": 1e6}
 COLOUR_MODES = ("none", "luminance", "match")
-STYLE_LOSSES = ("gram", "mrf", "both")  # Gatys et al. Gram matrices | Li & Wand 2016 MRF patches | both, weighted
+# Gatys et al. Gram matrices | Li & Wand 2016 MRF patches | both, weighted
+STYLE_LOSSES = ("gram", "mrf", "both")
 GRAD_TARGET = 0.01  # largest |d objective / d pixel| at a level's start, pixels in [-1, 1] (see `_step`)
 
 
@@ -83,7 +84,9 @@ class NSTObjective(nn.Module):
                 )
             layer_w = dict(zip(style_layers, map(float, style_layer_weights), strict=True))
         if style_loss not in STYLE_LOSSES:
-            raise UserError(f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}")
+            raise UserError(
+                f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}"
+            )
         self.use_gram = style_loss in ("gram", "both")
         self.mrf = (mrf if mrf is not None else MRFStyleLoss()) if style_loss in ("mrf", "both") else None
         self.mrf_weight = float(mrf_weight)
@@ -172,7 +175,9 @@ class NSTObjective(nn.Module):
             return F.one_hot(lab.long().clamp(0, k - 1), k).movedim(-1, 1).float()
 
         self.mrf.set_target(
-            [self.vgg(img) for img, _ in variants], [onehot(lab) for _, lab in variants], onehot(content_labels)
+            [self.vgg(img) for img, _ in variants],
+            [onehot(lab) for _, lab in variants],
+            onehot(content_labels),
         )
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -363,7 +368,9 @@ class NeuralStyleTransfer(pl.LightningModule):
             mrf_weight=mrf_weight,
         )
         if style_loss not in STYLE_LOSSES:
-            raise UserError(f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}")
+            raise UserError(
+                f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}"
+            )
         if region_fallback not in REGION_FALLBACKS:
             raise UserError(
                 f"`model.region_fallback` must be one of {', '.join(REGION_FALLBACKS)}, got {region_fallback!r}"

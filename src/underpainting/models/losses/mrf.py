@@ -94,7 +94,11 @@ def rotated_and_scaled(
     for s in sorted(range(-num_scales, num_scales + 1), key=abs):
         for r in sorted(range(-num_rotations, num_rotations + 1), key=abs):
             img = _rotate_valid(image, r * rotation_step, nearest=False)
-            lab = None if labels is None else _rotate_valid(labels[:, None].float(), r * rotation_step, nearest=True)
+            lab = (
+                None
+                if labels is None
+                else _rotate_valid(labels[:, None].float(), r * rotation_step, nearest=True)
+            )
             factor = 1.0 + s * scale_step
             if factor != 1.0:
                 size = [max(8, round(n * factor)) for n in img.shape[-2:]]
@@ -155,8 +159,10 @@ class MRFStyleLoss(nn.Module):
         self.augment = {"num_rotations": int(num_rotations), "rotation_step": float(rotation_step),
                         "num_scales": int(num_scales), "scale_step": float(scale_step)}  # fmt: skip
         self.match_every = int(match_every)
-        self.patches: dict[str, torch.Tensor] = {}  # layer -> (N, C, k, k) style feature patches (the loss targets)
-        self.keys: dict[str, torch.Tensor] = {}  # layer -> (N, C[+K], k, k) what is matched (features ‖ γ·labels)
+        # per layer: the style feature patches (N, C, k, k), the loss targets, and what is matched against,
+        # (N, C[+K], k, k): the features ‖ γ·labels
+        self.patches: dict[str, torch.Tensor] = {}
+        self.keys: dict[str, torch.Tensor] = {}
         self.content_guide: torch.Tensor | None = None
         self.guide_scale: dict[str, float] = {}
         self._present: torch.Tensor | None = None
