@@ -5,8 +5,8 @@ All three methods paint from the sketch alone, from the same start (the style's 
 weight 0) over the same coarse-to-fine schedule; only the style loss differs:
 - plain Gram: Gatys et al. 2016, global Gram matrices at relu1_1..relu5_1 (where things are is lost);
 - semantic Gram: Gatys et al. 2017 Sec. 4.1, guided Gram matrices per class (with the region correspondences);
-- doodle: the doodle stage's objective (conf/infer/stage2/doodle.yaml): semantic MRF (Li & Wand 2016, Champandard
-  2016) + semantic Gram at the first layers.
+- doodle: the doodle stage's objective (conf/infer/stage2/doodle.yaml): semantic MRF at relu3_1, relu4_1 (Li & Wand
+  2016, Champandard 2016) + the semantic Gram term.
 
     python scripts/doodle_figure.py --weights ../shared/weights/vgg16_caffe_features.pth --arch vgg16 \
         --style examples/styles/field_with_poppies_1889.jpg --out docs/images/doodle_poppies
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from underpainting.data.doodle import doodle_start, region_colours
-from underpainting.data.images import tensor_to_pil
+from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.labels import LabelSet
 from underpainting.data.nst import NSTProblem, load_image, load_label_map
 from underpainting.features.vgg import VGGFeatures
@@ -38,7 +38,8 @@ ALL_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 METHODS = {
     "plain Gram": {"style_loss": "gram", "semantic": False, "style_layers": ALL_LAYERS},
     "semantic Gram": {"style_loss": "gram", "semantic": True, "style_layers": ALL_LAYERS},
-    "doodle (MRF)": {"style_loss": "both", "semantic": True, "style_layers": ["relu1_1", "relu2_1"]},
+    "doodle (MRF)": {"style_loss": "both", "semantic": True, "style_layers": ALL_LAYERS, "mrf_weight": 1e-6,
+                     "mrf": {"style_stride": 1}},
 }
 
 
@@ -66,6 +67,7 @@ def main() -> None:
     p.add_argument("--init", default="regions")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--out", required=True, help="output prefix: <out>.png, <out>.json, <out>_<method>.png")
+    p.add_argument("--reuse", action="store_true", help="take methods already in <out>.json from their PNGs")
     args = p.parse_args()
     torch.manual_seed(0)
     labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
@@ -80,11 +82,22 @@ def main() -> None:
                               tolerance_change=0.0)  # fmt: skip
     pyramid = [{"edge": e, "steps": s} for e, s in zip(args.edges, args.steps, strict=True)]
     results, log = {}, {"args": vars(args)}
-    for name in args.methods:
+    previous = (
+        json.loads(Path(f"{args.out}.json").read_text())
+        if args.reuse and Path(f"{args.out}.json").is_file()
+        else {}
+    )
+    for name in METHODS:
+        png = Path(f"{args.out}_{name.split()[0].lower()}.png")
+        if name in previous and png.is_file() and (name not in args.methods or args.reuse):
+            results[name], log[name] = pil_to_tensor(load_rgb(png))[None], previous[name]
+    for name in [n for n in args.methods if n not in results]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            kw = dict(METHODS[name])
+            mrf = functools.partial(MRFStyleLoss, **kw.pop("mrf", {}))
             m = NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs, content_weight=0.0, tv_weight=args.tv, init="content",
-                                    mrf=functools.partial(MRFStyleLoss), **METHODS[name])  # fmt: skip
+                                    mrf=mrf, **kw)  # fmt: skip
         m.attach(NSTProblem(start, [style], [1.0], sketch, [style_labels], labels), pyramid)
         t0 = time.perf_counter()
         results[name] = m.optimise()
@@ -94,6 +107,7 @@ def main() -> None:
                                   for k, v in m.borrowed.items()}}  # fmt: skip
         print(name, json.dumps(log[name]), flush=True)
         tensor_to_pil(results[name][0]).save(f"{args.out}_{name.split()[0].lower()}.png", optimize=True)
+    results = {n: results[n] for n in METHODS if n in results}
     size = next(iter(results.values())).shape[-2:]
     sk = F.interpolate(sketch[None].float(), size=size, mode="nearest")[0].long()
     grid = labelled_grid({
