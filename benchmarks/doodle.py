@@ -54,7 +54,9 @@ def one(size: int, variant: str, steps: int, warmup: int, device: str) -> dict:
     problem = NSTProblem(sketch.painting[None], [style.painting[None]], [1.0], sketch.labels[None],
                          [style.labels[None]], labels)  # fmt: skip
     kw = dict(VARIANTS[variant])
-    mrf = functools.partial(MRFStyleLoss, chunk_size=kw.pop("chunk_size", 2048), style_stride=kw.pop("style_stride", 2))
+    mrf = functools.partial(
+        MRFStyleLoss, chunk_size=kw.pop("chunk_size", 2048), style_stride=kw.pop("style_stride", 2)
+    )
     lbfgs = functools.partial(torch.optim.LBFGS, lr=1.0, max_iter=1, history_size=100, tolerance_grad=0.0,
                               tolerance_change=0.0)  # fmt: skip
     with warnings.catch_warnings():

@@ -39,7 +39,7 @@ else
   echo "   or point VGG_WEIGHTS at a local vgg19 .pth (VGG_ARCH=vgg16 for a VGG16), then re-run scripts/demo.sh"
   exit 0
 fi
-echo "== 4/4 doodle: examples/sketches/wild_vegetation.png in the manner of Field with Poppies (a few minutes on a CPU)"
+echo "== 4/4 doodle: examples/sketches/wild_vegetation.png in the manner of Field with Poppies (15-30 minutes on a CPU; DOODLE_ARGS=... to change the stage)"
 "$PY" infer.py input=examples/sketches/wild_vegetation.png infer/stage1=none 'infer/stage2=[doodle]' \
   style.painting=examples/styles/field_with_poppies_1889.jpg \
   style.labels=examples/styles/field_with_poppies_1889_labels.png \

@@ -38,8 +38,13 @@ ALL_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 METHODS = {
     "plain Gram": {"style_loss": "gram", "semantic": False, "style_layers": ALL_LAYERS},
     "semantic Gram": {"style_loss": "gram", "semantic": True, "style_layers": ALL_LAYERS},
-    "doodle (MRF)": {"style_loss": "both", "semantic": True, "style_layers": ALL_LAYERS, "mrf_weight": 1e-6,
-                     "mrf": {"style_stride": 1}},
+    "doodle (MRF)": {
+        "style_loss": "both",
+        "semantic": True,
+        "style_layers": ALL_LAYERS,
+        "mrf_weight": 1e-6,
+        "mrf": {"style_stride": 1},
+    },
 }
 
 
