@@ -109,7 +109,7 @@ def test_semantic_control_moves_region_statistics_to_the_matching_style_region(g
 def test_semantic_regions_fall_back_to_the_global_style():
     problem = two_region_problem(32)
     problem.style_labels = [torch.full_like(problem.content_labels, 1)]  # the style has no class 2
-    m = make(semantic=True)
+    m = make(semantic=True, region_fallback="global")
     m.attach(problem, [{"edge": 32, "steps": 1}])
     assert m.objective.regions == ["class 1", "global"]
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from underpainting.data.correspondences import parse_borrow_table
+
 
 @dataclass(frozen=True)
 class LabelClass:
@@ -23,11 +25,15 @@ class LabelClass:
 
 
 class LabelSet:
-    """An ordered set of classes with ids 0..C-1 (id 0 is the catch-all `other`)."""
+    """An ordered set of classes with ids 0..C-1 (id 0 is the catch-all `other`).
+
+    `borrow` maps a class name to the classes it borrows from, in order of preference, when a style painting lacks
+    it (region correspondences of semantic NST and the doodle, see `underpainting.data.correspondences`).
+    """
 
     SOURCES = ("coco_stuff", "ade20k")
 
-    def __init__(self, classes: Sequence[Mapping]) -> None:
+    def __init__(self, classes: Sequence[Mapping], borrow: Mapping[str, Sequence[str]] | None = None) -> None:
         parsed = []
         for c in classes:
             rgb = tuple(int(v) for v in c["rgb"])
@@ -44,13 +50,15 @@ class LabelSet:
         if len(set(colours)) != len(colours):
             raise ValueError("two label classes share a sketch colour; every class needs its own")
         self.classes: tuple[LabelClass, ...] = tuple(parsed)
+        self.borrow: dict[int, tuple[int, ...]] = parse_borrow_table(borrow or {}, self.names)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> LabelSet:
         import yaml
 
         with open(path) as f:
-            return cls(yaml.safe_load(f)["classes"])
+            cfg = yaml.safe_load(f)
+        return cls(cfg["classes"], cfg.get("borrow"))
 
     def __len__(self) -> int:
         return len(self.classes)

@@ -11,6 +11,7 @@ the GANs. `optimise()` runs the same loop without a Trainer (tests, benchmarks, 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from underpainting.data.colour import luminance_image, match_colour, match_luminance, transfer_luminance
+from underpainting.data.correspondences import REGION_FALLBACKS, borrow_regions
 from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
+from underpainting.models.losses.mrf import MRFStyleLoss
 from underpainting.models.losses.style import (
     ContentLoss,
     GramStyleLoss,
@@ -45,6 +48,8 @@ log = logging.getLogger(__name__)
 # torchvision: 1e6, the PyTorch NST tutorial's weight for the same normalisation (Gram / N, MSE, layers 1/C²).
 DEFAULT_STYLE_WEIGHT = {"caffe": 1e3, "torchvision": 1e6}
 COLOUR_MODES = ("none", "luminance", "match")
+# Gatys et al. Gram matrices | Li & Wand 2016 MRF patches | both, weighted
+STYLE_LOSSES = ("gram", "mrf", "both")
 GRAD_TARGET = 0.01  # largest |d objective / d pixel| at a level's start, pixels in [-1, 1] (see `_step`)
 
 
@@ -64,6 +69,9 @@ class NSTObjective(nn.Module):
         guide_mode: str = "simple",
         min_region_fraction: float = 0.005,
         region_weighting: str = "area",
+        style_loss: str = "gram",
+        mrf: MRFStyleLoss | None = None,
+        mrf_weight: float = 5e-6,
     ) -> None:
         super().__init__()
         self.vgg = vgg
@@ -75,7 +83,16 @@ class NSTObjective(nn.Module):
                     f"{len(style_layers)} style layers but {len(style_layer_weights)} `model.style_layer_weights`"
                 )
             layer_w = dict(zip(style_layers, map(float, style_layer_weights), strict=True))
-        missing = [n for n in (*content_layers, *style_layers) if n not in vgg.layers]
+        if style_loss not in STYLE_LOSSES:
+            raise UserError(
+                f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}"
+            )
+        self.use_gram = style_loss in ("gram", "both")
+        self.mrf = (mrf if mrf is not None else MRFStyleLoss()) if style_loss in ("mrf", "both") else None
+        self.mrf_weight = float(mrf_weight)
+        mrf_layers = list(self.mrf.layer_weights) if self.mrf is not None else []
+        needed = (*content_layers, *(style_layers if self.use_gram else ()), *mrf_layers)
+        missing = [n for n in needed if n not in vgg.layers]
         if missing:
             raise ValueError(f"the VGG extractor does not return {missing}; build it with these layers")
         if region_weighting not in ("area", "equal"):
@@ -103,6 +120,10 @@ class NSTObjective(nn.Module):
     ) -> None:
         """Compute content features and style targets (images (1, 3, H, W) in [-1, 1], labels (1, H, W))."""
         self.content_loss.set_target(self.vgg(content))
+        if self.mrf is not None:
+            self._prepare_mrf(styles, style_weights, content_labels, style_labels, num_classes)
+        if not self.use_gram:
+            return
         style_feats = [self.vgg(s) for s in styles]
         if not self.semantic:
             self.style_loss.set_target(style_feats, style_weights)
@@ -125,14 +146,53 @@ class NSTObjective(nn.Module):
         )  # fmt: skip
         self.style_loss.set_target(targets, guides, weights)
 
+    @torch.no_grad()
+    def _prepare_mrf(
+        self,
+        styles: Sequence[torch.Tensor],
+        style_weights: Sequence[float],
+        content_labels: torch.Tensor | None,
+        style_labels: Sequence[torch.Tensor | None],
+        num_classes: int | None,
+    ) -> None:
+        """Style patches of every (augmented) style image with a positive weight, pooled (Li & Wand 2016); with
+        `semantic`, the one-hot label maps for Champandard's semantic matching."""
+        used = [i for i, w in enumerate(style_weights) if w > 0]
+        labels = list(style_labels) or [None] * len(styles)
+        if not self.semantic:
+            variants = [v for i in used for v in self.mrf.variants(styles[i])]
+            self.mrf.set_target([self.vgg(img) for img, _ in variants])
+            return
+        if content_labels is None or any(labels[i] is None for i in used):
+            raise UserError(
+                "semantic MRF matching (`model.semantic=true`, `model.style_loss=mrf`) needs `data.content_labels` "
+                "and a label map for every style image (`data.style_labels`)"
+            )
+        k = num_classes or int(max(int(m.max()) for m in (content_labels, *labels) if m is not None)) + 1
+        variants = [v for i in used for v in self.mrf.variants(styles[i], labels[i])]
+
+        def onehot(lab: torch.Tensor) -> torch.Tensor:
+            return F.one_hot(lab.long().clamp(0, k - 1), k).movedim(-1, 1).float()
+
+        self.mrf.set_target(
+            [self.vgg(img) for img, _ in variants],
+            [onehot(lab) for _, lab in variants],
+            onehot(content_labels),
+        )
+
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.vgg(image)
-        terms = {"content": self.content_loss(feats), "style": self.style_loss(feats)}
+        terms = {"content": self.content_loss(feats)}
+        if self.use_gram:
+            terms["style"] = self.style_loss(feats)
+        if self.mrf is not None:
+            terms["mrf"] = self.mrf(feats)
         if self.tv_weight:
             terms["tv"] = self.tv_loss(image)
         terms["total"] = (
             self.content_weight * terms["content"]
-            + self.style_weight * terms["style"]
+            + self.style_weight * terms.get("style", 0.0)
+            + self.mrf_weight * terms.get("mrf", 0.0)
             + self.tv_weight * terms.get("tv", 0.0)
         )
         return terms
@@ -232,6 +292,13 @@ class NeuralStyleTransfer(pl.LightningModule):
         init: 'content' | 'noise' | path to an image.
         style_scale: style long side = level edge x style_scale; null keeps the style images at their own size.
         seed: seed of the noise initialisation.
+        style_loss: 'gram' (Gatys et al.) | 'mrf' (Li & Wand 2016 patches; with `semantic`, Champandard 2016's
+            semantic matching) | 'both' (style_weight · Gram + mrf_weight · MRF).
+        mrf: partial `MRFStyleLoss` (layers, patch size, strides, semantic_weight, chunking, augmentation);
+            None: its defaults.
+        mrf_weight: weight of the MRF term (sum over patches, as in the official code).
+        region_fallback: 'borrow' (a class the style lacks borrows one it has, `labels.borrow`, logged) | 'global'
+            (it is painted from the whole painting).
     """
 
     def __init__(
@@ -255,6 +322,10 @@ class NeuralStyleTransfer(pl.LightningModule):
         init: str = "content",
         style_scale: float | None = 1.0,
         seed: int = 0,
+        style_loss: str = "gram",
+        mrf: Callable[..., MRFStyleLoss] | None = None,
+        mrf_weight: float = 5e-6,
+        region_fallback: str = "borrow",
     ) -> None:
         super().__init__()
         # plain lists (not omegaconf ListConfig) so checkpoints load with weights_only=True
@@ -263,7 +334,7 @@ class NeuralStyleTransfer(pl.LightningModule):
             content_layer_weights = [float(w) for w in content_layer_weights]
         if style_layer_weights is not None:
             style_layer_weights = [float(w) for w in style_layer_weights]
-        self.save_hyperparameters(ignore=["vgg", "optimizer"])
+        self.save_hyperparameters(ignore=["vgg", "optimizer", "mrf"])
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints leave out the frozen VGG (see on_save_checkpoint)
         if region_weighting not in ("area", "equal"):
@@ -293,8 +364,21 @@ class NeuralStyleTransfer(pl.LightningModule):
             guide_mode=guide_mode,
             min_region_fraction=min_region_fraction,
             region_weighting=region_weighting,
+            style_loss=style_loss,
+            mrf_weight=mrf_weight,
         )
-        self._vgg_layers = list(dict.fromkeys([*content_layers, *style_layers]))
+        if style_loss not in STYLE_LOSSES:
+            raise UserError(
+                f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}"
+            )
+        if region_fallback not in REGION_FALLBACKS:
+            raise UserError(
+                f"`model.region_fallback` must be one of {', '.join(REGION_FALLBACKS)}, got {region_fallback!r}"
+            )
+        self._make_mrf = (mrf or MRFStyleLoss) if style_loss in ("mrf", "both") else None
+        mrf_layers = list(self._make_mrf().layer_weights) if self._make_mrf is not None else []
+        gram_layers = style_layers if style_loss in ("gram", "both") else []
+        self._vgg_layers = list(dict.fromkeys([*content_layers, *gram_layers, *mrf_layers]))
         self._make_vgg = vgg
         self.objective: NSTObjective | None = None
         self.normalise = normalise
@@ -314,10 +398,11 @@ class NeuralStyleTransfer(pl.LightningModule):
     def attach(self, problem: NSTProblem, pyramid: Sequence[Mapping[str, int]]) -> None:
         """Set the inputs and schedule and enter the first level (done by `setup` from the datamodule)."""
         if self.objective is None:
-            self.objective = self._make_objective(self._make_vgg(layers=self._vgg_layers)).to(
+            mrf = self._make_mrf() if self._make_mrf is not None else None
+            self.objective = self._make_objective(self._make_vgg(layers=self._vgg_layers), mrf=mrf).to(
                 self.image.device
             )
-        self.problem = problem
+        self.problem = self.borrow_regions(problem)
         self.pyramid = [{"edge": int(p["edge"]), "steps": int(p["steps"])} for p in pyramid]
         content = problem.content.float()
         if self.colour == "luminance":
@@ -330,6 +415,20 @@ class NeuralStyleTransfer(pl.LightningModule):
         self._inputs = (content, styles)
         self.level = -1
         self.enter_level(0)
+
+    def borrow_regions(self, problem: NSTProblem) -> NSTProblem:
+        """The problem with content classes the styles lack relabelled to the classes they borrow (`labels.borrow`,
+        `region_fallback`); `self.borrowed` records {class: borrowed class or None (whole painting)}."""
+        self.borrowed: dict[int, int | None] = {}
+        if not self.hparams.semantic or not problem.has_guides:
+            return problem
+        labels = problem.labels
+        content_labels, self.borrowed = borrow_regions(
+            problem.content_labels, problem.style_labels, labels.borrow if labels is not None else {},
+            labels.names if labels is not None else None, self.hparams.region_fallback,
+            self.hparams.min_region_fraction,
+        )  # fmt: skip
+        return dataclasses.replace(problem, content_labels=content_labels)
 
     @property
     def total_steps(self) -> int:
