@@ -37,7 +37,6 @@ from underpainting.app.jobs import JobRequest, job_overrides, run_job  # noqa: E
 from underpainting.compare.runs import find_runs  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "sketches"
-HAS_DOODLE = (CONF / "infer" / "stage2" / "doodle.yaml").is_file()
 # Applied by the page only to the jobs that choose these stages (random VGG: wiring, not looks).
 TINY_DOODLE = [
     "stage2.doodle.module.vgg.weights=random",
@@ -309,7 +308,6 @@ def test_one_job_at_a_time_with_a_visible_queue_position(server, outputs):
     assert queued, "no job was ever reported waiting in the queue"
 
 
-@pytest.mark.skipif(not HAS_DOODLE, reason="conf/infer/stage2/doodle.yaml is not on this branch yet")
 def test_api_doodle_paints_from_the_sketch_alone(server, outputs):
     from gradio_client import handle_file
 
