@@ -20,8 +20,9 @@ from underpainting.train import run
 @pytest.mark.slow
 def test_seeded_training_reduces_cycle_loss(make_cfg):
     """64 iterations: the cycle loss (cycle_A + cycle_B) falls from ~7.3 (untrained generators paint ~0) to ~3.9.
-    Measured at 1 and 2 threads over seeds 1889, 7, 42: last 3.75-3.90, last/first 0.52-0.53; the bounds below
-    keep >= 20% margin on both (float reduction order differs between machines and thread counts)."""
+    Measured at 1 and 2 threads over seeds 1889, 7, 42: last 3.75-3.94, last/first 0.52-0.54 (bf16 and fp32); the
+    bounds below keep >= 20% margin on both (float reduction order differs between machines and thread counts).
+    fp32: bf16 is emulated (~40x slower) on CPUs without AVX512-BF16/AMX; the bf16 path has its own tests below."""
     rec = RecordLosses()
     cfg = make_cfg(
         [
@@ -32,7 +33,7 @@ def test_seeded_training_reduces_cycle_loss(make_cfg):
             "model.scheduler.n_epochs=16",
             "model.scheduler.n_epochs_decay=0",
             "trainer.max_epochs=16",
-            "trainer.precision=bf16-mixed",
+            "trainer.precision=32-true",
             "callbacks.sample_grid.every_n_steps=0",
             "trainer.log_every_n_steps=1",
         ]

@@ -22,6 +22,7 @@ from underpainting.utils.config_check import build, check_types
 from underpainting.utils.config_tree import print_config_tree
 from underpainting.utils.distributed import leave_process_group_at_exit
 from underpainting.utils.loggers import configure_wandb_mode, wandb_start_error
+from underpainting.utils.precision import warn_if_emulated
 from underpainting.utils.quiet import quiet
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
         print_config_tree(cfg, cfg.paths.output_dir)
     configure_wandb_mode(preflight="wandb" in (cfg.get("logger") or {}))
     leave_process_group_at_exit()  # DDP ranks: no abort at exit
+    warn_if_emulated(cfg.trainer.get("precision"), cfg.trainer.get("accelerator", "auto"))
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
