@@ -17,6 +17,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from underpainting.models.compile import CompiledNetworks
 from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
 from underpainting.models.image_pool import ImagePool
 from underpainting.models.losses.gan import GANLoss, GANMode
@@ -26,7 +27,7 @@ from underpainting.utils.rng import RNGState
 log = logging.getLogger(__name__)
 
 
-class CycleGAN(AveragedWeights, pl.LightningModule):
+class CycleGAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
     """Two generators, two discriminators, manual optimization: per iteration a G step with both D frozen, then a
     D step on pooled fakes (the reference's `optimize_parameters`)."""
 
@@ -48,6 +49,9 @@ class CycleGAN(AveragedWeights, pl.LightningModule):
         pool_size: int = 50,
         seed: int = 0,
         ema_decay: float | None = None,
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -61,6 +65,10 @@ class CycleGAN(AveragedWeights, pl.LightningModule):
         self.pool_B = ImagePool(pool_size, seed=seed + 1)
         self.rng = RNGState()
         self.ema = GeneratorEMA({"G_AB": G_AB, "G_BA": G_BA}, ema_decay) if ema_decay else None
+        self.init_compile(compile, compile_mode, compile_backend)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        return {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
 
     def forward(self, photo: torch.Tensor) -> torch.Tensor:
         """Photo -> painting, the direction the project reconstructs with."""

@@ -26,6 +26,7 @@ from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
+from underpainting.models.compile import CompiledNetworks
 from underpainting.models.losses.style import (
     ContentLoss,
     GramStyleLoss,
@@ -210,7 +211,7 @@ def semantic_targets(
     return {n: torch.stack(targets[n]) for n in layers}, guides, weights, names
 
 
-class NeuralStyleTransfer(pl.LightningModule):
+class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
     """Gatys-style image optimisation with semantic, colour and scale control, driven by the Trainer.
 
     Args:
@@ -255,6 +256,9 @@ class NeuralStyleTransfer(pl.LightningModule):
         init: str = "content",
         style_scale: float | None = 1.0,
         seed: int = 0,
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         # plain lists (not omegaconf ListConfig) so checkpoints load with weights_only=True
@@ -309,6 +313,10 @@ class NeuralStyleTransfer(pl.LightningModule):
         self._inputs: tuple[torch.Tensor, list[torch.Tensor]] | None = None
         self._level_images: dict[str, torch.Tensor] = {}
         self.last_losses: dict[str, float] = {}
+        self.init_compile(compile, compile_mode, compile_backend)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        return {"vgg": self.objective.vgg} if self.objective is not None else {}  # built in setup
 
     # ----------------------------------------------------------------- problem and pyramid levels
     def attach(self, problem: NSTProblem, pyramid: Sequence[Mapping[str, int]]) -> None:
