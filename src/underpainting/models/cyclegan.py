@@ -19,7 +19,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from underpainting.models.compile import CompiledNetworks
 from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
-from underpainting.models.image_pool import ImagePool
+from underpainting.models.image_pool import ImagePool, pools_of_every_rank
 from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.schedules import step_after_last_batch
 from underpainting.utils.rng import RNGState
@@ -182,6 +182,8 @@ class CycleGAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["image_pools"] = {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()}
+        if (by_rank := pools_of_every_rank(checkpoint["image_pools"])) is not None:
+            checkpoint["image_pools_by_rank"] = by_rank  # [0] is the same as image_pools
         checkpoint["rng"] = self.rng.capture()
         if self.ema is not None:
             self.ema.fix_checkpoint(checkpoint)
@@ -189,10 +191,13 @@ class CycleGAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if note := adapt_checkpoint(checkpoint["state_dict"], self.ema, self.exportable):
             log.info(note)
-        if (
-            "image_pools" in checkpoint
-        ):  # on the module's device; `query` follows the fakes' device after that
-            self.pool_A.load_state_dict(checkpoint["image_pools"]["A"], device=self.device)
-            self.pool_B.load_state_dict(checkpoint["image_pools"]["B"], device=self.device)
+        pools = checkpoint.get("image_pools")
+        if by_rank := checkpoint.get(
+            "image_pools_by_rank"
+        ):  # each rank its own (another rank count: wrap around)
+            pools = by_rank[self.global_rank % len(by_rank)]
+        if pools is not None:  # on the module's device; `query` follows the fakes' device after that
+            self.pool_A.load_state_dict(pools["A"], device=self.device)
+            self.pool_B.load_state_dict(pools["B"], device=self.device)
         if "rng" in checkpoint:
             self.rng.schedule(checkpoint["rng"])
