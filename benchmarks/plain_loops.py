@@ -7,8 +7,10 @@ on the same networks the project's configs build, with the reference's optimizer
 - `spade`: NVlabs `Pix2PixTrainer`: G step (hinge, feature matching over the D's intermediate features, VGG19
   perceptual loss; D is not frozen, its gradients are dropped by the D step's zero_grad), then the D step on a
   fresh fake drawn without gradients, TTUR Adam (0, 0.9).
-- `nst`: the PyTorch neural-transfer tutorial: torchvision VGG19 features with content/style loss layers inserted
-  after conv4 / conv1..5, Gram / (b c h w), L-BFGS over the image, pixels clamped to the valid range in the closure.
+- `nst`: the PyTorch neural-transfer tutorial: torchvision VGG19 features with content/style loss modules inserted
+  after its conv_4 / conv_1..5 (= the first five convs, conv2_2 / conv1_1..conv3_1, so the net is cut after conv3_1),
+  Gram / (b c h w), L-BFGS over the image, pixels clamped in the closure. `layers="gatys"` puts the losses where
+  Gatys et al. (and the project) do, conv4_2 / conv1_1, 2_1, 3_1, 4_1, 5_1: the same work as the project's step.
 
 `precision` is "32-true" or "bf16-mixed" (plain `torch.autocast`, as one would add to the reference by hand).
 """
@@ -99,6 +101,14 @@ class _Pool:
 def cyclegan(
     size: int, steps: int, warmup: int, precision: str, device: str = "cpu", compile: bool = False
 ) -> dict:
+    step, state = cyclegan_step(size, precision, device, compile)
+    return timed(step, steps, warmup, torch.device(device), state)
+
+
+def cyclegan_step(
+    size: int, precision: str, device: str = "cpu", compile: bool = False, fused: bool = False
+) -> tuple[Callable[[], None], Callable[[], int]]:
+    """One reference CycleGAN iteration as a function, and the size of its training state."""
     dev = torch.device(device)
     torch.manual_seed(0)
     cfg = _model_cfg(["model=cyclegan"])
@@ -106,8 +116,9 @@ def cyclegan(
     if compile:
         for net in (G_A, G_B, D_A, D_B):
             net.compile()
-    opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
+    adam = {"lr": 2e-4, "betas": (0.5, 0.999), "fused": fused or None}
+    opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), **adam)
+    opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), **adam)
     pool_A, pool_B = _Pool(), _Pool()
     real_A = torch.rand(1, 3, size, size, device=dev) * 2 - 1
     real_B = torch.rand(1, 3, size, size, device=dev) * 2 - 1
@@ -146,7 +157,7 @@ def cyclegan(
         opt_D.step()
 
     nets = (G_A, G_B, D_A, D_B)
-    return timed(step, steps, warmup, dev, lambda: state_bytes(nets, (opt_G, opt_D)))
+    return step, lambda: state_bytes(nets, (opt_G, opt_D))
 
 
 def spade(
@@ -226,8 +237,17 @@ class _StyleLoss(nn.Module):
         return x
 
 
-def nst(size: int, evals: int, warmup: int, precision: str, device: str = "cpu") -> dict:
+TUTORIAL_LAYERS = {
+    "tutorial": (4, (1, 2, 3, 4, 5)),
+    "gatys": (10, (1, 3, 5, 9, 13)),
+}  # conv numbers (content, style)
+
+
+def nst(
+    size: int, evals: int, warmup: int, precision: str, device: str = "cpu", layers: str = "tutorial"
+) -> dict:
     """Seconds per L-BFGS evaluation (closure call) of the tutorial's loop, VGG19 with random weights."""
+    content_conv, style_convs = TUTORIAL_LAYERS[layers]
     from torchvision.models import vgg19
 
     dev = torch.device(device)
@@ -243,13 +263,13 @@ def nst(size: int, evals: int, warmup: int, precision: str, device: str = "cpu")
             i += 1
         name = f"{type(layer).__name__}_{i}"
         model.add_module(name, nn.ReLU(inplace=False) if isinstance(layer, nn.ReLU) else layer)
-        if isinstance(layer, nn.Conv2d) and i == 4:
+        if isinstance(layer, nn.Conv2d) and i == content_conv:
             content_losses.append(_ContentLoss(model((content - mean) / std)))
             model.add_module(f"content_loss_{i}", content_losses[-1])
-        if isinstance(layer, nn.Conv2d) and i in (1, 2, 3, 4, 5):
+        if isinstance(layer, nn.Conv2d) and i in style_convs:
             style_losses.append(_StyleLoss(model((style - mean) / std)))
             model.add_module(f"style_loss_{i}", style_losses[-1])
-        if i == 5 and isinstance(layer, nn.Conv2d):
+        if isinstance(layer, nn.Conv2d) and i == max(content_conv, *style_convs):
             break
     image = content.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([image], max_iter=1)
