@@ -116,10 +116,7 @@ def main() -> None:
                 print(f"{loop} {size}px {precision} {variant}: failed\n{r.stderr[-2000:]}", file=sys.stderr)
                 continue
             rows.append(json.loads(line[0][7:]))
-            print(
-                f"  {loop} {size}px {precision} {variant}: {rows[-1]['s_per_iter']:.3f} s/iter",
-                file=sys.stderr,
-            )
+            print(f"  {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     print_table(rows, args.steps)
