@@ -88,6 +88,9 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=["base", "compile"], choices=list(VARIANTS))
     p.add_argument("--plain-variants", nargs="+", default=["base", "compile"], choices=["base", "compile"])
     p.add_argument("--accelerator", default=None, help="cpu or gpu (default: gpu when available)")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="intra-op threads of each row's process"
+    )
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--one", nargs=4, metavar=("LOOP", "SIZE", "PRECISION", "VARIANT"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -110,6 +113,7 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--one", loop, str(size), precision, variant, "--steps", str(args.steps),
                    "--accelerator", accelerator]  # fmt: skip
             env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+            env["OMP_NUM_THREADS"] = str(args.threads)  # tests.conftest (composing the configs) pins this
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
             line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
             if r.returncode or not line:

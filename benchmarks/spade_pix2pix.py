@@ -99,6 +99,9 @@ def main() -> None:
         "--vgg-weights", default="random", help="VGG19 weights for SPADE's perceptual loss (timing only)"
     )
     p.add_argument("--accelerator", default=None, help="cpu or gpu (default: gpu when available)")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="intra-op threads of each row's process"
+    )
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "SIZE", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -118,6 +121,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--one", model, str(size), precision, "--steps", str(args.steps),
                        "--batch", str(args.batch), "--accelerator", accelerator, "--vgg-weights", args.vgg_weights]  # fmt: skip
                 env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+                env["OMP_NUM_THREADS"] = str(args.threads)  # tests.conftest (composing the configs) pins this
                 r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
                 line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
                 if r.returncode or not line:
