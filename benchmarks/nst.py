@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
-import resource
 import sys
 import time
 import warnings
@@ -71,11 +71,12 @@ def bench_one(size: int, semantic: bool, bf16: bool, evals: int, warmup: int, de
             torch.cuda.synchronize()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    peak = (
-        torch.cuda.max_memory_allocated() / 2**20
-        if dev_type == "cuda"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )
+    from benchmarks.memory import PeakAllocated, state_bytes
+
+    start = state_bytes([m], [opt])
+    with PeakAllocated(device) as p, torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
+        m._step(opt, lambda loss: loss.backward())
+    peak = (start + p.peak) / 2**20
     times.sort()
     return {
         "size": size,
@@ -83,7 +84,7 @@ def bench_one(size: int, semantic: bool, bf16: bool, evals: int, warmup: int, de
         "precision": "bf16-autocast" if bf16 else "fp32",
         "s_per_eval_median": round(times[len(times) // 2], 4),
         "peak_mem_MiB": round(peak, 1),
-        "peak_kind": "cuda max_memory_allocated" if dev_type == "cuda" else "process max RSS",
+        "peak_kind": "allocated tensor memory (benchmarks/memory.py)",
         "final_total": float(terms["total"]),
         **gram_precision(m, device, dev_type),
     }
@@ -118,8 +119,18 @@ def bench(args) -> None:
         else f"CPU x{torch.get_num_threads()} threads"
     )
     print(f"# NST L-BFGS evaluation time on {info}; torch {torch.__version__}", flush=True)
+    from benchmarks import plain_loops
+
     rows = []
     for size in args.sizes:
+        # the peer column: the PyTorch tutorial's L-BFGS loop, its own layers and Gatys' (the project's work)
+        for layers, precision in itertools.product(("tutorial", "gatys"), ("32-true", "bf16-mixed")):
+            r = plain_loops.nst(size, args.evals, args.warmup, precision, device, layers)
+            row = {"size": size, "loop": f"plain {layers}", "precision": precision}
+            rows.append(
+                row | {"s_per_eval_mean": round(r["s_per_iter"], 4), "peak_mem_MiB": round(r["peak_mib"], 1)}
+            )
+            print(json.dumps(rows[-1]), flush=True)
         for semantic in (False, True):
             for bf16 in (False, True):
                 row = bench_one(size, semantic, bf16, args.evals, args.warmup, device)
@@ -127,6 +138,18 @@ def bench(args) -> None:
                 print(json.dumps(row), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": info, "rows": rows}, indent=1))
+    print(f"\n{'size':>5} {'loop':<16} {'precision':<14} {'s/eval':>8} {'x plain':>8} {'peak MiB':>9}")
+    for r in rows:
+        plain = next(p for p in rows if p["size"] == r["size"] and p.get("loop") == "plain gatys")
+        t = r.get("s_per_eval_median", r.get("s_per_eval_mean"))
+        loop = r.get("loop") or ("project semantic" if r["semantic"] else "project")
+        print(
+            f"{r['size']:>5} {loop:<16} {r['precision']:<14} {t:>8.3f} {plain['s_per_eval_mean'] / t:>7.2f}x {r['peak_mem_MiB']:>9.0f}"
+        )
+    print(
+        "x plain: speed-up over the tutorial loop with Gatys layers (the project's work), fp32, same size; one "
+        "evaluation = VGG forward + backward. The tutorial's own layers stop at conv3_1 (less work)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- figure
@@ -205,6 +228,7 @@ def figure(args) -> None:
 
 def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(ROOT))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bench")

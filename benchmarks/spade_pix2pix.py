@@ -8,7 +8,10 @@ Full reference networks through the real Hydra configs and Trainer on synthetic 
   download on an offline machine.
 - spade_vae: the same with the style encoder (multimodal) and the KL term.
 - pix2pix: U-Net 256 + 70x70 PatchGAN, batch norm, dropout.
-Each variant runs in its own process (clean peak-memory numbers); the first steps are warm-up and excluded.
+- spade_plain: `plain_loops.spade`, the NVlabs trainer's update on the same nets without Lightning (the peer column:
+  `x plain` is each SPADE row's speed-up over it at the same size and precision).
+Each variant runs in its own process; the first steps are warm-up and excluded. Peak memory is allocated tensor
+memory of one extra step (benchmarks/memory.py), not RSS.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +34,7 @@ MODELS = {
         "+model.E.input_size=256",
     ],
     "pix2pix": ["model=pix2pix"],
+    "spade_plain": [],
 }
 
 
@@ -41,17 +44,26 @@ def measure(
     import torch
 
     sys.path.insert(0, str(ROOT))
+    device = (
+        torch.cuda.get_device_name() if accelerator == "gpu" else f"cpu x{torch.get_num_threads()} threads"
+    )
+    row = {"model": model, "size": size, "precision": precision, "batch": batch, "device": device}
+    if model == "spade_plain":
+        from benchmarks import plain_loops
+
+        dev = "cuda" if accelerator == "gpu" else "cpu"
+        return row | plain_loops.spade(size, steps, WARMUP, precision, dev, vgg)
     from benchmarks.step_timer import StepTimer
     from tests.conftest import compose_train
     from underpainting.train import run
 
-    timer = StepTimer()
+    timer = StepTimer(memory_step=WARMUP + steps)
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_{model}_{size}_{precision}"
     overrides = [
         *MODELS[model],
         "data=synthetic_pairs",
         f"data.image_size={size}",
-        f"data.num_train={(steps + WARMUP) * batch}",
+        f"data.num_train={(steps + WARMUP + 1) * batch}",
         "data.num_workers=0",
         f"data.batch_size={batch}",
         "logger=none",
@@ -69,34 +81,16 @@ def measure(
     if model == "pix2pix" and size != 256:
         overrides += [f"model.G.num_downs={size.bit_length() - 1}"]
     cfg = compose_train(overrides, out)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
     run(cfg, extra_callbacks=[timer])
     t = timer.times[WARMUP:]
-    peak = (
-        torch.cuda.max_memory_allocated()
-        if accelerator == "gpu"
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
-    device = (
-        torch.cuda.get_device_name() if accelerator == "gpu" else f"cpu x{torch.get_num_threads()} threads"
-    )
-    return {
-        "model": model,
-        "size": size,
-        "precision": precision,
-        "batch": batch,
-        "s_per_iter": sum(t) / len(t),
-        "peak_mib": peak / 2**20,
-        "device": device,
-    }
+    return row | {"s_per_iter": sum(t) / len(t), "peak_mib": timer.peak_bytes / 2**20}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--sizes", type=int, nargs="+", default=[256])
-    p.add_argument("--models", nargs="+", default=["spade", "pix2pix"], choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=["spade_plain", "spade", "pix2pix"], choices=list(MODELS))
     p.add_argument("--batch", type=int, default=1)
     p.add_argument(
         "--precisions", nargs="+", default=None, help="default: 32-true bf16-mixed (+16-mixed on GPU)"
@@ -105,6 +99,9 @@ def main() -> None:
         "--vgg-weights", default="random", help="VGG19 weights for SPADE's perceptual loss (timing only)"
     )
     p.add_argument("--accelerator", default=None, help="cpu or gpu (default: gpu when available)")
+    p.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="intra-op threads of each row's process"
+    )
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "SIZE", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -124,6 +121,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--one", model, str(size), precision, "--steps", str(args.steps),
                        "--batch", str(args.batch), "--accelerator", accelerator, "--vgg-weights", args.vgg_weights]  # fmt: skip
                 env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
+                env["OMP_NUM_THREADS"] = str(args.threads)  # tests.conftest (composing the configs) pins this
                 r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
                 line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
                 if r.returncode or not line:
@@ -134,24 +132,29 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     base = {(r["model"], r["size"]): r for r in rows if r["precision"] == "32-true"}
+    plain = {(r["size"], r["precision"]): r for r in rows if r["model"] == "spade_plain"}
     device = rows[0]["device"] if rows else ""
     print(
         f"\nSPADE / pix2pix training, reference networks, batch {args.batch}, {args.steps} timed steps, {device}"
     )
     print(
-        f"{'model':<10} {'size':>5} {'precision':<11} {'s/iter':>8} {'x fp32':>7} {'peak MiB':>9} {'x fp32':>7}"
+        f"{'model':<11} {'size':>5} {'precision':<11} {'s/iter':>8} {'x fp32':>7} {'x plain':>7} {'peak MiB':>9} {'x fp32':>7}"
     )
     for r in rows:
         b = base.get((r["model"], r["size"]))
         speed = b["s_per_iter"] / r["s_per_iter"] if b else float("nan")
         mem = r["peak_mib"] / b["peak_mib"] if b else float("nan")
+        pl = plain.get((r["size"], r["precision"])) if r["model"].startswith("spade") else None
+        vs_plain = pl["s_per_iter"] / r["s_per_iter"] if pl else float("nan")
         print(
-            f"{r['model']:<10} {r['size']:>5} {r['precision']:<11} {r['s_per_iter']:>8.3f} {speed:>6.2f}x "
-            f"{r['peak_mib']:>9.0f} {mem:>6.2f}x"
+            f"{r['model']:<11} {r['size']:>5} {r['precision']:<11} {r['s_per_iter']:>8.3f} {speed:>6.2f}x "
+            f"{vs_plain:>6.2f}x {r['peak_mib']:>9.0f} {mem:>6.2f}x"
         )
     print("x fp32: speed-up (higher is faster) and memory ratio against fp32 for the same model and size")
-    if accelerator == "cpu":
-        print("peak MiB on CPU: the process's peak resident memory (ru_maxrss), not only tensors")
+    print(
+        "x plain: SPADE's speed-up over the plain NVlabs-style loop (spade_plain) at the same size and precision"
+    )
+    print("peak MiB: allocated tensor memory (weights, grads, Adam state and the step's peak), not RSS")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ TRAINING_ONLY_KEYS = (
     "gan_mode",
     "pool_size",
     "ema_decay",
+    "compile",
     "labels",
 )
 

@@ -111,7 +111,9 @@ class DrawDataModule(pl.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            worker_init_fn=worker_init if self.num_workers > 0 else None,  # workers outlive SIGTERM (SafeStop)
+            worker_init_fn=worker_init
+            if self.num_workers > 0
+            else None,  # workers outlive SIGTERM (SafeStop)
             generator=torch.Generator().manual_seed(
                 self.seed
             ),  # keeps the global RNG untouched by loader setup

@@ -85,7 +85,6 @@ def find_published(checkpoint: str, source: str, options: dict | None, download:
     return find(checkpoint, source, download, **dict(options or {}))
 
 
-
 def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels: LabelSet) -> nn.Module:
     """A training checkpoint's LightningModule (weights_only load), after checking its model class and labels."""
     path = Path(path)

@@ -17,8 +17,9 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from underpainting.models.compile import CompiledNetworks
 from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
-from underpainting.models.image_pool import ImagePool
+from underpainting.models.image_pool import ImagePool, pools_of_every_rank
 from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.schedules import step_after_last_batch
 from underpainting.utils.rng import RNGState
@@ -26,7 +27,7 @@ from underpainting.utils.rng import RNGState
 log = logging.getLogger(__name__)
 
 
-class CycleGAN(AveragedWeights, pl.LightningModule):
+class CycleGAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
     """Two generators, two discriminators, manual optimization: per iteration a G step with both D frozen, then a
     D step on pooled fakes (the reference's `optimize_parameters`)."""
 
@@ -48,6 +49,9 @@ class CycleGAN(AveragedWeights, pl.LightningModule):
         pool_size: int = 50,
         seed: int = 0,
         ema_decay: float | None = None,
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -61,6 +65,10 @@ class CycleGAN(AveragedWeights, pl.LightningModule):
         self.pool_B = ImagePool(pool_size, seed=seed + 1)
         self.rng = RNGState()
         self.ema = GeneratorEMA({"G_AB": G_AB, "G_BA": G_BA}, ema_decay) if ema_decay else None
+        self.init_compile(compile, compile_mode, compile_backend)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        return {"G_AB": self.G_AB, "G_BA": self.G_BA, "D_A": self.D_A, "D_B": self.D_B}
 
     def forward(self, photo: torch.Tensor) -> torch.Tensor:
         """Photo -> painting, the direction the project reconstructs with."""
@@ -174,6 +182,8 @@ class CycleGAN(AveragedWeights, pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["image_pools"] = {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()}
+        if (by_rank := pools_of_every_rank(checkpoint["image_pools"])) is not None:
+            checkpoint["image_pools_by_rank"] = by_rank  # [0] is the same as image_pools
         checkpoint["rng"] = self.rng.capture()
         if self.ema is not None:
             self.ema.fix_checkpoint(checkpoint)
@@ -181,10 +191,13 @@ class CycleGAN(AveragedWeights, pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if note := adapt_checkpoint(checkpoint["state_dict"], self.ema, self.exportable):
             log.info(note)
-        if (
-            "image_pools" in checkpoint
-        ):  # on the module's device; `query` follows the fakes' device after that
-            self.pool_A.load_state_dict(checkpoint["image_pools"]["A"], device=self.device)
-            self.pool_B.load_state_dict(checkpoint["image_pools"]["B"], device=self.device)
+        pools = checkpoint.get("image_pools")
+        if by_rank := checkpoint.get(
+            "image_pools_by_rank"
+        ):  # each rank its own (another rank count: wrap around)
+            pools = by_rank[self.global_rank % len(by_rank)]
+        if pools is not None:  # on the module's device; `query` follows the fakes' device after that
+            self.pool_A.load_state_dict(pools["A"], device=self.device)
+            self.pool_B.load_state_dict(pools["B"], device=self.device)
         if "rng" in checkpoint:
             self.rng.schedule(checkpoint["rng"])

@@ -29,6 +29,7 @@ from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.losses.mrf import MRFStyleLoss
+from underpainting.models.compile import CompiledNetworks
 from underpainting.models.losses.style import (
     ContentLoss,
     GramStyleLoss,
@@ -270,7 +271,7 @@ def semantic_targets(
     return {n: torch.stack(targets[n]) for n in layers}, guides, weights, names
 
 
-class NeuralStyleTransfer(pl.LightningModule):
+class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
     """Gatys-style image optimisation with semantic, colour and scale control, driven by the Trainer.
 
     Args:
@@ -326,6 +327,9 @@ class NeuralStyleTransfer(pl.LightningModule):
         mrf: Callable[..., MRFStyleLoss] | None = None,
         mrf_weight: float = 5e-6,
         region_fallback: str = "borrow",
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         # plain lists (not omegaconf ListConfig) so checkpoints load with weights_only=True
@@ -393,6 +397,10 @@ class NeuralStyleTransfer(pl.LightningModule):
         self._inputs: tuple[torch.Tensor, list[torch.Tensor]] | None = None
         self._level_images: dict[str, torch.Tensor] = {}
         self.last_losses: dict[str, float] = {}
+        self.init_compile(compile, compile_mode, compile_backend)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        return {"vgg": self.objective.vgg} if self.objective is not None else {}  # built in setup
 
     # ----------------------------------------------------------------- problem and pyramid levels
     def attach(self, problem: NSTProblem, pyramid: Sequence[Mapping[str, int]]) -> None:

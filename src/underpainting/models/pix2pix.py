@@ -93,6 +93,9 @@ class Pix2Pix(LabelToImage):
         test_protocol: EvalProtocol = "paper",
         seed: int = 0,
         ema_decay: float | None = None,
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__(labels)
         if input_mode not in ("color", "onehot"):
@@ -106,6 +109,10 @@ class Pix2Pix(LabelToImage):
         self.gan_loss = GANLoss(gan_mode)
         self.input_nc = 3 if input_mode == "color" else len(labels)
         self._init_ema(ema_decay)
+        self.init_compile(compile, compile_mode, compile_backend)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        return {"G": self.G, "D": self.D}
 
     def setup(self, stage: str) -> None:
         """Channel checks inside `trainer.fit`, so the message reaches the user unwrapped by Hydra."""

@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from underpainting.data.labels import LabelSet
 from underpainting.errors import DataError, UserError
+from underpainting.models.compile import CompiledNetworks
 from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
 from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.losses.matching import FeatureMatchingLoss, kl_divergence
@@ -79,7 +80,7 @@ def class_colour_error(
     return err[present].sum() / present.sum().clamp(min=1) if b else err.new_zeros(())
 
 
-class LabelToImage(AveragedWeights, pl.LightningModule):
+class LabelToImage(CompiledNetworks, AveragedWeights, pl.LightningModule):
     """What SPADE and pix2pix share: the label set, label-map preprocessing, sample columns, validation metrics,
     RNG state in checkpoints, per-epoch schedulers, the optional weight average of the generator."""
 
@@ -200,6 +201,9 @@ class SPADEModel(LabelToImage):
         use_instance: bool = False,
         seed: int = 0,
         ema_decay: float | None = None,
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__(labels)
         self.automatic_optimization = False
@@ -217,6 +221,11 @@ class SPADEModel(LabelToImage):
         self._vgg_factory = vgg
         object.__setattr__(self, "_vgg", None)
         self._init_ema(ema_decay)
+        self.init_compile(compile, compile_mode, compile_backend)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        nets = {"G": self.G, "D": self.D, "E": self.E, "vgg": self._vgg}  # the VGG exists after setup("fit")
+        return {k: v for k, v in nets.items() if v is not None}
 
     def setup(self, stage: str) -> None:
         """Checks and the VGG load run here, inside `trainer.fit`, so their errors reach the user unwrapped (and

@@ -20,9 +20,11 @@ from collections.abc import Callable
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from underpainting.models.compile import CompiledNetworks
 from underpainting.models.losses.exclusion import ExclusionLoss
 from underpainting.models.networks.xray import XRaySeparationNet
 
@@ -44,7 +46,7 @@ def correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12)
 
 
-class XRaySeparation(pl.LightningModule):
+class XRaySeparation(CompiledNetworks, pl.LightningModule):
     def __init__(
         self,
         net: XRaySeparationNet,
@@ -54,6 +56,9 @@ class XRaySeparation(pl.LightningModule):
         lambda_visible: float = 0.5,
         lambda_exclusion: float = 0.1,
         exclusion_levels: int = 3,
+        compile: bool = False,
+        compile_mode: str = "default",
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -64,6 +69,10 @@ class XRaySeparation(pl.LightningModule):
             "visible_reconstruction": float(lambda_visible),
             "exclusion": float(lambda_exclusion),
         }
+        self.init_compile(compile, compile_mode, compile_backend)
+
+    def compiled_networks(self) -> dict[str, nn.Module]:
+        return {"net": self.net}
 
     def forward(
         self, xray: torch.Tensor, visible: torch.Tensor, init: torch.Tensor
