@@ -28,8 +28,8 @@ from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
-from underpainting.models.losses.mrf import MRFStyleLoss
 from underpainting.models.compile import CompiledNetworks
+from underpainting.models.losses.mrf import MRFStyleLoss
 from underpainting.models.losses.style import (
     ContentLoss,
     GramStyleLoss,
