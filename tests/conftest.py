@@ -42,6 +42,14 @@ TINY_CYCLEGAN = [
 ]
 
 
+@pytest.fixture(scope="session")
+def labels():
+    """The project's landscape label set (conf/labels/landscape.yaml)."""
+    from underpainting.data.labels import LabelSet
+
+    return LabelSet.from_yaml(CONF / "labels" / "landscape.yaml")
+
+
 def compose_train(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
     """Compose `conf/<config_name>.yaml` as `python train.py <overrides>` would, writing into `output_dir`."""
     return compose_run(overrides, output_dir, config_name, root_dir=ROOT)

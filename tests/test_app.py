@@ -22,7 +22,6 @@ from PIL import Image
 
 from tests.conftest import CONF, ROOT, TINY_CYCLEGAN, compose_train
 from tests.test_infer import TINY_SPADE
-from underpainting.data.labels import LabelSet
 from underpainting.data.sketch import decode_sketch
 from underpainting.errors import UserError
 from underpainting.train import run as train_run
@@ -45,11 +44,6 @@ TINY_DOODLE = [
     "stage2.doodle.pyramid=[{edge:24,steps:2},{edge:48,steps:2}]",
 ]
 NO_DOWNLOAD = ["++stage2.nst.module.vgg.download=false"]  # offline: the missing-weights message, no network
-
-
-@pytest.fixture(scope="module")
-def labels() -> LabelSet:
-    return LabelSet.from_yaml(CONF / "labels" / "landscape.yaml")
 
 
 @pytest.fixture(scope="module")

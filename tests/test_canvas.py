@@ -25,11 +25,6 @@ from underpainting.data.sketch import decode_sketch, encode_sketch
 EXAMPLES = ROOT / "examples" / "sketches"
 
 
-@pytest.fixture(scope="module")
-def labels() -> LabelSet:
-    return LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
-
-
 def _layer(h: int = 48, w: int = 64) -> np.ndarray:
     return np.zeros((h, w, 4), np.uint8)
 

@@ -51,7 +51,9 @@ def test_help_lists_groups_and_options_without_the_palette(capsys):
     assert done.value.code in (0, None)
     text = capsys.readouterr().out
     experiments = next(line for line in text.splitlines() if line.startswith("experiment: "))
-    assert {"quickstart", "nst_quickstart", "doodle"} <= set(experiments.removeprefix("experiment: ").split(", "))
+    assert {"quickstart", "nst_quickstart", "doodle"} <= set(
+        experiments.removeprefix("experiment: ").split(", ")
+    )
     assert "debug: fast_dev_run, limit, overfit, profiler" in text
     assert "logger: csv, many_loggers, none, tensorboard, wandb" in text
     assert "coco_stuff" not in text and "rgb" not in text  # the label palette is not dumped

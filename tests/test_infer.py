@@ -56,11 +56,6 @@ TINY_PIX2PIX = [
 
 
 @pytest.fixture(scope="session")
-def labels() -> LabelSet:
-    return LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
-
-
-@pytest.fixture(scope="session")
 def cyclegan_ckpt(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cyclegan")
     overrides = [*TINY_CYCLEGAN, "trainer=cpu", "trainer.max_epochs=1", "trainer.precision=32-true"]

@@ -26,11 +26,6 @@ SHARED = Path(__file__).parents[2] / "shared" / "data" / "landscape_segments"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/landscape_segments not present")
 
 
-@pytest.fixture(scope="module")
-def labels() -> LabelSet:
-    return LabelSet.from_yaml(CONF)
-
-
 def write_pair(
     root: Path, name: str, ids: np.ndarray, rgb: np.ndarray | None = None, folder: str = "labels"
 ) -> None:

@@ -12,16 +12,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from underpainting.data.images import DataError
-from underpainting.data.labels import LabelSet
 from underpainting.data.sketch import SketchFolder, decode_sketch, encode_sketch
 from underpainting.data.synthetic import SyntheticLandscapes
 
 CONF = Path(__file__).parents[1] / "conf" / "labels" / "landscape.yaml"
-
-
-@pytest.fixture(scope="module")
-def labels() -> LabelSet:
-    return LabelSet.from_yaml(CONF)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from tests.conftest import ROOT
 from underpainting.data.labels import LabelSet
 from underpainting.errors import WeightsError
 from underpainting.models.networks.resnet import ResnetGenerator
@@ -33,11 +32,6 @@ def refs(shared_dir):
 
 def fixture(refs, name: str) -> dict:
     return torch.load(refs / f"{name}.pth", weights_only=True)
-
-
-@pytest.fixture(scope="module")
-def labels() -> LabelSet:
-    return LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
 
 
 def one_paragraph(e: pytest.ExceptionInfo) -> str:

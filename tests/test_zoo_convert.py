@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import ROOT, TINY_CYCLEGAN, compose_train
-from underpainting.data.labels import LabelSet
+from tests.conftest import TINY_CYCLEGAN, compose_train
 from underpainting.errors import UserError, WeightsError
 from underpainting.export import build_model, export_generators, export_reference
 from underpainting.export import load_generator as load_exported
@@ -26,11 +25,6 @@ from underpainting.zoo import convert, junyanz, load_generator, nvlabs, read_pub
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def labels() -> LabelSet:
-    return LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
 
 
 @pytest.fixture(scope="module")
