@@ -50,6 +50,20 @@ def labels():
     return LabelSet.from_yaml(CONF / "labels" / "landscape.yaml")
 
 
+def run_console_script(entry, args: list[str]) -> None:
+    """Call a console-script entry (`underpainting.cli.train` ...) as the shell would, with `args` as its argv."""
+    import sys
+    from unittest import mock
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    with mock.patch.object(sys, "argv", [f"underpainting-{entry.__name__}", *args]):
+        try:
+            entry()
+        finally:
+            GlobalHydra.instance().clear()
+
+
 def compose_train(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
     """Compose `conf/<config_name>.yaml` as `python train.py <overrides>` would, writing into `output_dir`."""
     return compose_run(overrides, output_dir, config_name, root_dir=ROOT)

@@ -5,22 +5,12 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import sys
-from unittest import mock
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import ROOT, TINY_CYCLEGAN
+from tests.conftest import ROOT, TINY_CYCLEGAN, run_console_script
 from underpainting import cli
 from underpainting.train import run
-
-
-def _hydra(entry, args: list[str]) -> None:
-    with mock.patch.object(sys, "argv", ["underpainting-train", *args]):
-        try:
-            entry()
-        finally:
-            GlobalHydra.instance().clear()
 
 
 def test_every_console_script_points_at_a_callable():
@@ -47,7 +37,7 @@ def test_packaged_configs_are_the_repository_conf():
 
 def test_help_lists_groups_and_options_without_the_palette(capsys):
     with pytest.raises(SystemExit) as done:
-        _hydra(cli.train, ["--help"])
+        run_console_script(cli.train, ["--help"])
     assert done.value.code in (0, None)
     text = capsys.readouterr().out
     experiments = next(line for line in text.splitlines() if line.startswith("experiment: "))
@@ -69,7 +59,7 @@ def test_user_config_folder_adds_options_and_local_overrides_last(tmp_path, monk
     )
     (user / "local" / "default.yaml").write_text("# @package _global_\ntrainer:\n  max_epochs: 3\n")
     monkeypatch.setenv(cli.USER_CONFIG_ENV, str(user))
-    _hydra(cli.train, ["experiment=mine", "--cfg", "job"])
+    run_console_script(cli.train, ["experiment=mine", "--cfg", "job"])
     text = capsys.readouterr().out
     assert "run_name: my_attempt" in text and "lambda_A: 7.0" in text and "max_epochs: 3" in text
     monkeypatch.setenv(cli.USER_CONFIG_ENV, str(tmp_path / "typo"))

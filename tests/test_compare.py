@@ -12,14 +12,12 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
-from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from tests.conftest import ROOT, TINY_CYCLEGAN
+from tests.conftest import ROOT, TINY_CYCLEGAN, run_console_script
 from underpainting import cli
 from underpainting.compare import find_runs, main, render_html, write_compare
 from underpainting.compare.readers import read_metrics_json
@@ -41,14 +39,6 @@ NOISE = (
 )
 
 
-def _app(entry, args: list[str]) -> None:
-    with mock.patch.object(sys, "argv", ["underpainting", *args]):
-        try:
-            entry()
-        finally:
-            GlobalHydra.instance().clear()
-
-
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory) -> Path:
     """4 tiny CycleGAN runs and one inference run, about 50 s on 2 loaded cores."""
@@ -62,13 +52,15 @@ def runs_root(tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     root.joinpath("first_run_output.txt").write_text(done.stdout + done.stderr)
-    _app(cli.train, [*TRAIN, *log, "run_name=idt0", "tags=[dev,b]", "model.lambda_identity=0"])
-    _app(
+    run_console_script(cli.train, [*TRAIN, *log, "run_name=idt0", "tags=[dev,b]", "model.lambda_identity=0"])
+    run_console_script(
         cli.train, [*TRAIN, *log, "run_name=tb", "tags=[dev,lam5]", "logger=tensorboard", "model.lambda_A=5"]
     )
-    _app(cli.train, [*TRAIN, *log, "run_name=csv", "tags=[dev,lam5]", "logger=csv", "model.lambda_A=5"])
+    run_console_script(
+        cli.train, [*TRAIN, *log, "run_name=csv", "tags=[dev,lam5]", "logger=csv", "model.lambda_A=5"]
+    )
     [ckpt] = root.glob("train/*_idt05/checkpoints/last.ckpt")
-    _app(
+    run_console_script(
         cli.infer,
         [
             *log,
