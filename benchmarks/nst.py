@@ -169,7 +169,7 @@ def figure(args) -> None:
     from underpainting.data.images import tensor_to_pil
     from underpainting.data.labels import LabelSet
     from underpainting.data.nst import NSTProblem, load_image, load_label_map, resize_labels, resize_to_edge
-    from underpainting.utils.grid import labelled_grid
+    from underpainting.data.sheets import labelled_grid
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")

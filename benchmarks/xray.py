@@ -32,7 +32,7 @@ PAIRS_512 = [("starry_night_1889", "starry_night_over_the_rhone_1888"), ("bedroo
 
 
 def painting(name: str, size: int) -> torch.Tensor:
-    from underpainting.xray.io import load_visible
+    from underpainting.data.xray.io import load_visible
 
     path = DATA / "style" / f"{name}.jpg"
     if not path.is_file():
@@ -43,9 +43,9 @@ def painting(name: str, size: int) -> torch.Tensor:
 
 def network(mixture, size: int, overrides: list[str]) -> tuple[torch.Tensor, float]:
     """The hidden part from a full `experiment=xray_separation` run on this mixture, and its seconds."""
+    from underpainting.data.xray.io import load_xray, save_grey, save_rgb
     from underpainting.train import run
     from underpainting.xray.cli import compose_run
-    from underpainting.xray.io import load_xray, save_grey, save_rgb
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -61,9 +61,9 @@ def network(mixture, size: int, overrides: list[str]) -> tuple[torch.Tensor, flo
 
 
 def rows_for(surface: str, hidden: str, size: int, overrides: list[str]) -> tuple[list[dict], dict]:
-    from underpainting.data.xray import XRaySimulator
-    from underpainting.xray.artefacts import ArtefactRemoval
-    from underpainting.xray.baseline import regression_baseline
+    from underpainting.data.xray.artefacts import ArtefactRemoval
+    from underpainting.data.xray.baseline import regression_baseline
+    from underpainting.data.xray.simulator import XRaySimulator
     from underpainting.xray.metrics import score
 
     m = XRaySimulator(seed=0)(painting(surface, size), painting(hidden, size))
@@ -135,9 +135,9 @@ def reference():
 
 
 def figure(parts: dict, out: Path, name: str) -> Path:
-    from underpainting.inference.sheets import contact_sheet
-    from underpainting.xray.baseline import regression_baseline
-    from underpainting.xray.io import contrast_normalise
+    from underpainting.data.sheets import contact_sheet
+    from underpainting.data.xray.baseline import regression_baseline
+    from underpainting.data.xray.io import contrast_normalise
 
     m = parts["mixture"]
     grey = lambda t: contrast_normalise(t).expand(3, -1, -1) * 2 - 1  # noqa: E731

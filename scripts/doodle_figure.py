@@ -28,10 +28,10 @@ from underpainting.data.doodle import doodle_start, region_colours
 from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.labels import LabelSet
 from underpainting.data.nst import NSTProblem, load_image, load_label_map
+from underpainting.data.sheets import labelled_grid
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.losses.mrf import MRFStyleLoss
 from underpainting.models.nst import NeuralStyleTransfer
-from underpainting.utils.grid import labelled_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 ALL_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, TINY_CYCLEGAN, run_console_script
 from underpainting import cli
+from underpainting.config import compose
 from underpainting.train import run
 
 
@@ -58,13 +59,13 @@ def test_user_config_folder_adds_options_and_local_overrides_last(tmp_path, monk
         "# @package _global_\ndefaults:\n  - override /model: cyclegan\nrun_name: my_attempt\nmodel:\n  lambda_A: 7.0\n"
     )
     (user / "local" / "default.yaml").write_text("# @package _global_\ntrainer:\n  max_epochs: 3\n")
-    monkeypatch.setenv(cli.USER_CONFIG_ENV, str(user))
+    monkeypatch.setenv(compose.USER_CONFIG_ENV, str(user))
     run_console_script(cli.train, ["experiment=mine", "--cfg", "job"])
     text = capsys.readouterr().out
     assert "run_name: my_attempt" in text and "lambda_A: 7.0" in text and "max_epochs: 3" in text
-    monkeypatch.setenv(cli.USER_CONFIG_ENV, str(tmp_path / "typo"))
+    monkeypatch.setenv(compose.USER_CONFIG_ENV, str(tmp_path / "typo"))
     with pytest.raises(SystemExit, match="is not a folder"):
-        cli.user_config_dir()
+        compose.user_config_dir()
 
 
 def test_zoo_command_says_when_the_zoo_is_not_installed(capsys, monkeypatch):

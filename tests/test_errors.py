@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, TINY_CYCLEGAN
+from underpainting.checkpoints import AtomicCheckpointIO
 from underpainting.errors import CheckpointWriteError, ConfigError, UserError
 from underpainting.train import run
-from underpainting.utils.checkpoint_io import AtomicCheckpointIO
 
 FAST = [*TINY_CYCLEGAN, "callbacks.sample_grid.every_n_steps=0"]
 
@@ -35,7 +35,7 @@ def test_wrong_type_names_the_key(make_cfg):
 
 
 def test_every_shipped_config_passes_the_type_check(make_cfg):
-    from underpainting.utils.config_check import check_types
+    from underpainting.config.checks import check_types
 
     for exp in ("quickstart", "spade_quickstart", "pix2pix_quickstart", "nst_quickstart", "nst_semantic"):
         check_types(
@@ -111,7 +111,7 @@ def test_wandb_goes_offline_by_itself_without_a_key(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path), PYTHONPATH=str(ROOT / "src"))
     code = (
-        "import wandb; from underpainting.utils.loggers import configure_wandb_mode; "
+        "import wandb; from underpainting.tracking.wandb_mode import configure_wandb_mode; "
         "print('mode', configure_wandb_mode(preflight=True)); "
         f"run = wandb.init(project='t', dir={str(tmp_path)!r}); run.log({{'x': 1}}); run.finish()"
     )

@@ -16,7 +16,7 @@ from underpainting.data.labels import LabelSet
 from underpainting.errors import DataError, UserError, WeightsError
 from underpainting.infer import main, run
 from underpainting.inference.stages import CycleGANPainting, ProceduralScene, Style
-from underpainting.inference.tiling import seam_gradient_ratio, tile_starts
+from underpainting.models.tiling import seam_gradient_ratio, tile_starts
 from underpainting.train import run as train_run
 
 EXAMPLES = ROOT / "examples" / "sketches"

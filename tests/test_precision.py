@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from underpainting.runtime import precision
 
 from tests.conftest import compose_train
-from underpainting.utils import precision
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16-mixed"), (False, "32-true")])
@@ -25,7 +25,7 @@ def test_quickstarts_use_bf16_only_on_cpus_that_run_it_natively(
 
 def test_explicit_bf16_on_an_emulating_cpu_is_kept_and_warned_about(monkeypatch, caplog):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="underpainting.utils.precision"):
+    with caplog.at_level(logging.WARNING, logger="underpainting.runtime.precision"):
         precision.warn_if_emulated("bf16-mixed", "cpu")
         precision.warn_if_emulated("32-true", "cpu")
     assert len(caplog.records) == 1 and "trainer.precision=32-true" in caplog.records[0].getMessage()

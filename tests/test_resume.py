@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import TINY_CYCLEGAN, RecordLosses
+from underpainting.checkpoints import AtomicCheckpointIO
 from underpainting.train import run
-from underpainting.utils.checkpoint_io import AtomicCheckpointIO
 
 
 def _train(make_cfg, overrides, subdir: str) -> RecordLosses:

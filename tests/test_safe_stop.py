@@ -144,7 +144,7 @@ def test_max_time_ends_the_run_mid_epoch_with_one_message_and_a_checkpoint(tmp_p
 
 _SLOW_WRITER = """
 import io, sys, time, torch
-from underpainting.utils.checkpoint_io import AtomicCheckpointIO
+from underpainting.checkpoints import AtomicCheckpointIO
 real_save = torch.save
 def slow_save(obj, f, *a, **k):  # a slow disk: the bytes trickle out
     buf = io.BytesIO(); real_save(obj, buf); data = buf.getvalue()

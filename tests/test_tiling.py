@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from underpainting.inference.tiling import (
+from underpainting.models.networks.resnet import ResnetGenerator
+from underpainting.models.tiling import (
     apply_padded,
     pad_to_multiple,
     run_large,
@@ -16,7 +17,6 @@ from underpainting.inference.tiling import (
     tile_starts,
     tiled_apply,
 )
-from underpainting.models.networks.resnet import ResnetGenerator
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:

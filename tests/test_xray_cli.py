@@ -13,12 +13,12 @@ from tests.conftest import ROOT, compose_train
 from underpainting.data.colour import rgb_to_yiq
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import SyntheticLandscapes
+from underpainting.data.xray.io import load_xray
 from underpainting.errors import UserError
 from underpainting.infer import run as infer_run
-from underpainting.inference.xray_guide import xray_content
 from underpainting.xray.cli import main
-from underpainting.xray.io import load_xray
 from underpainting.xray.metrics import pearson
+from underpainting.xray.painting import xray_content
 
 LABELS = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
 

@@ -11,7 +11,17 @@ from PIL import Image
 from tests.conftest import ROOT
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import SyntheticLandscapes
-from underpainting.data.xray import (
+from underpainting.data.xray.artefacts import remove_bars, remove_seams, remove_weave
+from underpainting.data.xray.baseline import regression_baseline
+from underpainting.data.xray.io import load_mosaic, load_xray, save_grey
+from underpainting.data.xray.registration import (
+    auto_register,
+    fit_transform,
+    register_visible,
+    similarity,
+    warp,
+)
+from underpainting.data.xray.simulator import (
     LeadWhiteResponse,
     PlateSeams,
     StretcherBars,
@@ -21,11 +31,7 @@ from underpainting.data.xray import (
 )
 from underpainting.errors import DataError
 from underpainting.models.losses.exclusion import ExclusionLoss
-from underpainting.xray.artefacts import remove_bars, remove_seams, remove_weave
-from underpainting.xray.baseline import regression_baseline
-from underpainting.xray.io import load_mosaic, load_xray, save_grey
 from underpainting.xray.metrics import pearson, score
-from underpainting.xray.registration import auto_register, fit_transform, register_visible, similarity, warp
 
 LABELS = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
 

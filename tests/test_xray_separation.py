@@ -10,13 +10,13 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from underpainting.data.xray import XRaySimulator
-from underpainting.data.xray_patches import XRayDataModule, XRayPatches
+from underpainting.data.xray.baseline import regression_baseline
+from underpainting.data.xray.patches import XRayDataModule, XRayPatches
+from underpainting.data.xray.simulator import XRaySimulator
 from underpainting.errors import DataError
 from underpainting.models.networks.xray import XRaySeparationNet
 from underpainting.models.xray_separation import XRaySeparation
 from underpainting.train import run
-from underpainting.xray.baseline import regression_baseline
 
 # A simulated case of two procedural paintings, 96 px, blur + response only (no artefacts): ~300 steps.
 TINY = [
@@ -88,7 +88,7 @@ def test_separation_beats_the_mixture_and_the_baseline(make_cfg, tmp_path, one_t
 
 
 def test_datamodule_errors_name_the_setting(tmp_path):
-    from underpainting.xray.io import save_grey
+    from underpainting.data.xray.io import save_grey
 
     save_grey(torch.rand(1, 40, 40), tmp_path / "x.png")
     with pytest.raises(DataError, match="`data.visible` is not set"):
@@ -98,7 +98,7 @@ def test_datamodule_errors_name_the_setting(tmp_path):
     )
     with pytest.raises(DataError, match="v.png does not exist"):
         case.setup()
-    from underpainting.xray.case import prepare_case
+    from underpainting.data.xray.case import prepare_case
 
     small = prepare_case(
         torch.rand(1, 40, 40), torch.rand(3, 40, 40), artefacts={"seams": False, "bars": False}

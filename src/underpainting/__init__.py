@@ -1,5 +1,5 @@
 """underpainting: reconstructing lost paintings with generative models."""
 
-from underpainting.utils.precision import register_resolvers
+from underpainting.runtime.precision import register_resolvers
 
 register_resolvers()  # config resolvers (`${fast_precision:...}`) before any config is composed

@@ -10,27 +10,10 @@ is added to the search path (Hydra's `--config-dir`): its files add options to t
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
-USER_CONFIG_ENV = "UNDERPAINTING_CONFIG_DIR"
-USER_CONFIG_DEFAULT = "underpainting_conf"
-
-
-def user_config_dir() -> Path | None:
-    """The user config folder, or None. A set `$UNDERPAINTING_CONFIG_DIR` must exist (a typo should not be silent)."""
-    env = os.environ.get(USER_CONFIG_ENV)
-    if env:
-        path = Path(env).expanduser()
-        if not path.is_dir():
-            raise SystemExit(
-                f"error: {USER_CONFIG_ENV}={env} is not a folder; create it or unset the variable"
-            )
-        return path.resolve()
-    path = Path(USER_CONFIG_DEFAULT)
-    return path.resolve() if path.is_dir() else None
+from underpainting.config.compose import user_config_dir
 
 
 def _with_user_config(argv: list[str]) -> list[str]:

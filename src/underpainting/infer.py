@@ -58,7 +58,7 @@ def build_loggers(cfg: DictConfig) -> list:
     """Lightning loggers from `logger=...` (W&B / TensorBoard), so inference runs sit beside training runs."""
     group = cfg.get("logger") or {}
     if "wandb" in group:
-        from underpainting.utils.loggers import configure_wandb_mode
+        from underpainting.tracking.wandb_mode import configure_wandb_mode
 
         configure_wandb_mode()
     loggers = []

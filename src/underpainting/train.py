@@ -14,16 +14,16 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from underpainting.checkpoints import remove_stale_temp_files
+from underpainting.config.checks import build, check_types
+from underpainting.config.tree import print_config_tree
 from underpainting.errors import ConfigError, UserError
 from underpainting.export import check_run_checkpoint
-from underpainting.loggers import summarize_loggers
-from underpainting.utils.checkpoint_io import remove_stale_temp_files
-from underpainting.utils.config_check import build, check_types
-from underpainting.utils.config_tree import print_config_tree
-from underpainting.utils.distributed import leave_process_group_at_exit
-from underpainting.utils.loggers import configure_wandb_mode, wandb_start_error
-from underpainting.utils.precision import warn_if_emulated
-from underpainting.utils.quiet import quiet
+from underpainting.runtime.distributed import leave_process_group_at_exit
+from underpainting.runtime.precision import warn_if_emulated
+from underpainting.runtime.quiet import quiet
+from underpainting.tracking.loggers import summarize_loggers
+from underpainting.tracking.wandb_mode import configure_wandb_mode, wandb_start_error
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def _test_path(trainer: pl.Trainer, trained: bool, ckpt_path: str | None) -> str
 
 def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, float]:
     """Fit (and optionally test) the configured model; returns the final callback metrics."""
-    quiet()  # known third-party noise, each filter explained in utils/quiet.py
+    quiet()  # known third-party noise, each filter explained in runtime/quiet.py
     check_types(cfg)
     if cfg.get("print_config", True):
         print_config_tree(cfg, cfg.paths.output_dir)

@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from underpainting.cli import user_config_dir
+from underpainting.config.compose import user_config_dir
 from underpainting.errors import UserError
 
 CONFIG_MODULE = "underpainting.conf"

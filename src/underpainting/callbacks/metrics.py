@@ -24,8 +24,8 @@ from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
 from underpainting.metrics.features import FeatureExtractor
 from underpainting.metrics.lpips import LPIPSNet
-from underpainting.utils.distributed import leave_process_group_at_exit
-from underpainting.utils.tracking import log_attempts_table
+from underpainting.runtime.distributed import leave_process_group_at_exit
+from underpainting.tracking.records import log_attempts_table
 
 log = logging.getLogger(__name__)
 

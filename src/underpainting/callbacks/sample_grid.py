@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from underpainting.utils.grid import labelled_grid
+from underpainting.data.sheets import labelled_grid
 
 
 class SampleGrid(pl.Callback):

@@ -137,8 +137,7 @@ def load_backdrop(path: str | Path, long_side: int, xray: bool = False) -> Image
     a label map painted over it lines up with it (e.g. a style painting's `style.labels`). `xray`: a hidden X-ray
     (`python -m underpainting.xray separate`), contrast-normalised and lightened as `xray trace` does."""
     if xray:
-        from underpainting.xray.io import load_xray
-        from underpainting.xray.trace import backdrop
+        from underpainting.data.xray.io import backdrop, load_xray
 
         x = load_xray(path)
         w, h = canvas_size(x.shape[-1], x.shape[-2], long_side)

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from underpainting.utils.workers import worker_init
+from underpainting.runtime.workers import worker_init
 
 
 def _world() -> tuple[int, int]:

@@ -34,9 +34,9 @@ from underpainting.data.images import (
     tensor_to_pil,
 )
 from underpainting.data.labels import LabelSet
+from underpainting.data.sheets import contact_sheet, overview_sheet
 from underpainting.data.sketch import decode_sketch, encode_sketch
 from underpainting.errors import UserError
-from underpainting.inference.sheets import contact_sheet, overview_sheet
 from underpainting.inference.stages import Style
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
 from underpainting.errors import UserError, WeightsError
 from underpainting.export import build_model, check_labels, load_checkpoint
-from underpainting.inference.tiling import run_large
 from underpainting.models.pix2pix import protocol_mode
+from underpainting.models.tiling import run_large
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkp
 from underpainting.models.image_pool import ImagePool, pools_of_every_rank
 from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.schedules import step_after_last_batch
-from underpainting.utils.rng import RNGState
+from underpainting.runtime.rng import RNGState
 
 log = logging.getLogger(__name__)
 

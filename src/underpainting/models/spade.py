@@ -25,7 +25,7 @@ from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.losses.matching import FeatureMatchingLoss, kl_divergence
 from underpainting.models.networks.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator
 from underpainting.models.schedules import step_after_last_batch
-from underpainting.utils.rng import RNGState
+from underpainting.runtime.rng import RNGState
 
 log = logging.getLogger(__name__)
 

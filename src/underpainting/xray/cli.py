@@ -12,8 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from underpainting.config.compose import compose_run, conf_dir
 from underpainting.errors import UserError
-from underpainting.utils.compose import compose_run, conf_dir
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "simulate":
-            from underpainting.data.xray import XRaySimulator
+            from underpainting.data.xray.simulator import XRaySimulator
             from underpainting.xray.simulate import simulate_files
 
             sim = XRaySimulator.simple(seed=args.seed) if args.simple else XRaySimulator(seed=args.seed)

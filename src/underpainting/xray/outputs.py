@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from underpainting.inference.sheets import contact_sheet
-from underpainting.xray.case import XRayCase
-from underpainting.xray.io import contrast_normalise, save_grey, save_rgb
+from underpainting.data.sheets import contact_sheet
+from underpainting.data.xray.case import XRayCase
+from underpainting.data.xray.io import contrast_normalise, save_grey, save_rgb
 from underpainting.xray.metrics import pearson, score
 
 

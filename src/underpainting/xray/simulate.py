@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch.nn.functional as F
 
-from underpainting.data.xray import XRayMixture, XRaySimulator
-from underpainting.xray.io import load_visible, save_grey, save_rgb
+from underpainting.data.xray.io import load_visible, save_grey, save_rgb
+from underpainting.data.xray.simulator import XRayMixture, XRaySimulator
 
 
 def simulate_files(

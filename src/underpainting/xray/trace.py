@@ -16,23 +16,13 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from underpainting.data.labels import LabelSet
-from underpainting.errors import DataError
-from underpainting.xray.io import contrast_normalise, load_visible, load_xray, save_grey
-
-BACKDROP_RANGE = (0.35, 1.0)  # the X-ray's black..white mapped here: mid-tones stay readable under strokes
-
-
-def backdrop(xray: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(1, h, w) X-ray -> (1, H, W) lightened backdrop of `size` = (H, W) (aspect ratios must agree within 2 %)."""
-    h, w = xray.shape[-2:]
-    if abs(w / h - size[1] / size[0]) > 0.02 * (w / h):
-        raise DataError(
-            f"the X-ray is {w}x{h} px but the sketch {size[1]}x{size[0]}: different shapes. Make the sketch with "
-            "the X-ray's aspect ratio (`trace` without --size/--like uses the X-ray's own size)"
-        )
-    x = F.interpolate(xray[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-    lo, hi = BACKDROP_RANGE
-    return lo + (hi - lo) * contrast_normalise(x)
+from underpainting.data.xray.io import (
+    BACKDROP_RANGE,
+    backdrop,
+    load_visible,
+    load_xray,
+    save_grey,
+)
 
 
 def palette_key(labels: LabelSet, swatch: int = 18) -> Image.Image:

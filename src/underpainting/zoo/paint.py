@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from underpainting.data.images import list_images, load_rgb, pil_to_tensor, tensor_to_pil
+from underpainting.data.sheets import overview_sheet
 from underpainting.errors import WeightsError
-from underpainting.inference.sheets import overview_sheet
-from underpainting.inference.tiling import run_large
+from underpainting.models.tiling import run_large
 from underpainting.zoo.loader import find_published
 
 

@@ -1,4 +1,5 @@
-"""A run's config composed in code, as `python train.py <overrides>` (or infer.py) composes it on the command line.
+"""Where configs come from (the packaged `conf/`, the user config folder), and a run's config composed in code as
+`python train.py <overrides>` (or infer.py) composes it on the command line.
 
 For callers that start a run themselves (the X-ray `separate` command, tests): the same packaged configs
 (`underpainting.conf`, the repository's `conf/`), the Hydra run config set so that `HydraConfig.get()` works inside
@@ -7,6 +8,7 @@ For callers that start a run themselves (the X-ray `separate` command, tests): t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +16,23 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+
+USER_CONFIG_ENV = "UNDERPAINTING_CONFIG_DIR"
+USER_CONFIG_DEFAULT = "underpainting_conf"
+
+
+def user_config_dir() -> Path | None:
+    """The user config folder, or None. A set `$UNDERPAINTING_CONFIG_DIR` must exist (a typo should not be silent)."""
+    env = os.environ.get(USER_CONFIG_ENV)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_dir():
+            raise SystemExit(
+                f"error: {USER_CONFIG_ENV}={env} is not a folder; create it or unset the variable"
+            )
+        return path.resolve()
+    path = Path(USER_CONFIG_DEFAULT)
+    return path.resolve() if path.is_dir() else None
 
 
 def conf_dir() -> Path:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import torch
 
-from underpainting.data.xray import luminance
+from underpainting.data.xray.artefacts import ArtefactRemoval
+from underpainting.data.xray.baseline import regression_baseline
+from underpainting.data.xray.io import load_mosaic, load_xray
+from underpainting.data.xray.registration import register_visible
+from underpainting.data.xray.simulator import luminance
 from underpainting.errors import DataError
-from underpainting.xray.artefacts import ArtefactRemoval
-from underpainting.xray.baseline import regression_baseline
-from underpainting.xray.io import load_mosaic, load_xray
-from underpainting.xray.registration import register_visible
 
 log = logging.getLogger(__name__)
 

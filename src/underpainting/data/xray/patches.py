@@ -15,10 +15,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from underpainting.data.labels import LabelSet
-from underpainting.data.xray import XRaySimulator
+from underpainting.data.xray.case import XRayCase, prepare_case, read_xray
+from underpainting.data.xray.io import load_visible, load_xray
+from underpainting.data.xray.simulator import XRaySimulator
 from underpainting.errors import DataError
-from underpainting.xray.case import XRayCase, prepare_case, read_xray
-from underpainting.xray.io import load_visible, load_xray
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class XRayDataModule(pl.LightningDataModule):
     visible: the colour photo of the visible painting.
     truth: optional ground-truth concealed X-ray (simulations): scores are logged when given.
     mosaic: {cols, overlap, equalise} for plates. registration: {method: none|points|auto, kind, points}.
-    artefacts: switches and thresholds of `underpainting.xray.artefacts.ArtefactRemoval`.
+    artefacts: switches and thresholds of `underpainting.data.xray.artefacts.ArtefactRemoval`.
     degree: the polynomial degree of the regression baseline (the network's first guess).
     simulate: {surface_seed, hidden_seed, size, seed, simple, hidden_rotation} of the offline simulated case
         (simple: without the acquisition artefacts; the hidden landscape turned by hidden_rotation degrees).

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from underpainting.data.colour import rgb_to_yiq, yiq_to_rgb
 from underpainting.data.labels import LabelSet
+from underpainting.data.xray.io import contrast_normalise, load_xray
 from underpainting.errors import UserError
 from underpainting.inference.stages import NSTPainting, Style
-from underpainting.xray.io import contrast_normalise, load_xray
 
 
 def xray_content(scene: torch.Tensor, xray: torch.Tensor, weight: float = 1.0) -> torch.Tensor:

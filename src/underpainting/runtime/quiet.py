@@ -11,7 +11,7 @@ still prints.
 - Lightning's "no pre-optimization state was saved" warning (manual optimisation with `save_last`): we checkpoint
   after the optimizer steps on purpose, and exact resume from those checkpoints is tested (tests/test_resume.py).
 - W&B's "The anonymous setting has no effect" warning: Lightning's WandbLogger always passes `anonymous`; our
-  `underpainting.loggers.WandbLogger` stops passing it (the fix at the source: wandb prints, it does not warn).
+  `underpainting.tracking.loggers.WandbLogger` stops passing it (the fix at the source: wandb prints, it does not warn).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from underpainting.data.images import load_rgb, pil_to_tensor
@@ -170,3 +171,19 @@ def save_rgb(x: torch.Tensor, path: str | Path) -> Path:
     a = (x.detach().float().cpu().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     Image.fromarray(a, "RGB").save(path)
     return path
+
+
+BACKDROP_RANGE = (0.35, 1.0)  # the X-ray's black..white mapped here: mid-tones stay readable under strokes
+
+
+def backdrop(xray: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, h, w) X-ray -> (1, H, W) lightened backdrop of `size` = (H, W) (aspect ratios must agree within 2 %)."""
+    h, w = xray.shape[-2:]
+    if abs(w / h - size[1] / size[0]) > 0.02 * (w / h):
+        raise DataError(
+            f"the X-ray is {w}x{h} px but the sketch {size[1]}x{size[0]}: different shapes. Make the sketch with "
+            "the X-ray's aspect ratio (`trace` without --size/--like uses the X-ray's own size)"
+        )
+    x = F.interpolate(xray[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    lo, hi = BACKDROP_RANGE
+    return lo + (hi - lo) * contrast_normalise(x)
