@@ -17,9 +17,10 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from underpainting.data.images import DEFAULT_MAX_PIXELS, open_image, pixel_limit
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import SyntheticLandscapes
-from underpainting.errors import UserError
+from underpainting.errors import DataError, UserError
 from underpainting.inference.pipeline import SketchPipeline, SketchResult, list_sketches
 from underpainting.inference.stages import Style
 
@@ -32,17 +33,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_style(cfg: DictConfig, labels: LabelSet) -> Style:
-    """The style painting and its label map from `style.*`; without a painting, a synthetic Van Gogh-like one."""
+def load_style(cfg: DictConfig, labels: LabelSet, needs_labels: bool = True) -> Style:
+    """The style painting and its label map from `style.*`; without a painting, a synthetic Van Gogh-like one.
+    The label map is required only when a stage matches regions (`needs_labels`: semantic NST, the doodle)."""
     s = cfg.style
     if s.get("painting"):
         from underpainting.data.nst import load_image, load_label_map
 
         image = load_image(s.painting)
         if not s.get("labels"):
+            if not needs_labels:
+                return Style(image, None, Path(s.painting).stem)
             raise UserError(
                 f"`style.painting`={s.painting} needs its label map for semantic transfer: set `style.labels` "
-                "(a sketch of the painting in the palette, or an 8-bit PNG of class ids)"
+                "(a sketch of the painting in the palette, or an 8-bit PNG of class ids), or use plain Gram "
+                "transfer without one (`stage2.nst.semantic=false`)"
             )
         lab = load_label_map(s.labels, labels, size=tuple(image.shape[-2:]))
         return Style(image, lab, Path(s.painting).stem)
@@ -52,6 +57,37 @@ def load_style(cfg: DictConfig, labels: LabelSet) -> Style:
 
 def _uses_style(stages) -> bool:
     return any(getattr(st, "uses_style", False) for st in stages)
+
+
+def _needs_style_labels(stages) -> bool:
+    """Semantic stages match regions of the sketch to regions of the painting: they need its label map."""
+    return any(getattr(st, "uses_style", False) and getattr(st, "semantic", False) for st in stages)
+
+
+def input_images(cfg: DictConfig, sketches: list[Path]) -> list[tuple[str, Path]]:
+    """(key, path) of every image this run reads besides the checkpoints: sketches, style painting and labels..."""
+    named = [("style.painting", cfg.style.get("painting")), ("style.labels", cfg.style.get("labels"))]
+    named += [("xray", cfg.get("xray")), ("stage1.style_image", (cfg.get("stage1") or {}).get("style_image"))]
+    return [("input", p) for p in sketches] + [(k, Path(str(v)).expanduser()) for k, v in named if v]
+
+
+def check_inputs(cfg: DictConfig, sketches: list[Path]) -> None:
+    """Every input image's size from its header against `max_pixels`, before any checkpoint is loaded or anything
+    decoded. With `on_bad_sketch=skip` a bad sketch is left to the pipeline (reported, the others painted) unless
+    none is usable."""
+    problems = []
+    for key, path in input_images(cfg, sketches):
+        try:
+            with open_image(path):
+                pass
+        except DataError as e:
+            problems.append((key, f"`{key}`: {e}"))
+    bad_sketches = [m for k, m in problems if k == "input"]
+    fatal = [m for k, m in problems if k != "input"]
+    if cfg.on_bad_sketch == "error" or len(bad_sketches) == len(sketches):
+        fatal += bad_sketches
+    if fatal:
+        raise DataError("; ".join(fatal))
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -90,19 +126,27 @@ def make_sheet_logger(loggers: list):
 
 def run(cfg: DictConfig, on_stage: Callable[[str, int, int], None] | None = None) -> list[SketchResult]:
     """Check the configuration and checkpoints, then process every sketch; returns one result per sketch.
-    `on_stage(name, done, total)` hears each stage start (the app's progress bar)."""
+    `on_stage(name, done, total)` hears each stage start (the app's progress bar). Images over `max_pixels` are
+    refused (conf/infer.yaml says why the default)."""
+    with pixel_limit(int(cfg.get("max_pixels", DEFAULT_MAX_PIXELS) or 0), "max_pixels"):
+        return _paint(cfg, on_stage)
+
+
+def _paint(cfg: DictConfig, on_stage: Callable[[str, int, int], None] | None) -> list[SketchResult]:
     if cfg.get("seed") is not None:
         torch.manual_seed(int(cfg.seed))
     labels: LabelSet = instantiate(cfg.labels)
     files, ignored = list_sketches(cfg.input)
     for p in ignored:
         log.warning("ignoring %s: not an image file extension", p)
+    check_inputs(cfg, files)
     stage1 = instantiate(cfg.stage1)
     stage2 = {name: instantiate(c) for name, c in (cfg.get("stage2") or {}).items()}
     if not stage2:
         log.warning("no stage-2 method configured (`infer/stage2=[cyclegan,nst]`): writing scenes only")
     device = pick_device(cfg.device)
-    style = load_style(cfg, labels) if _uses_style(stage2.values()) or cfg.style.get("painting") else Style()
+    uses_style = _uses_style(stage2.values()) or cfg.style.get("painting")
+    style = load_style(cfg, labels, _needs_style_labels(stage2.values())) if uses_style else Style()
     out_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loggers = build_loggers(cfg)

@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    from underpainting.data.images import guard_decoding
+
+    guard_decoding(
+        int(settings.max_pixels)
+    )  # Gradio decodes the canvas's images before our handlers see them
     demo.launch(**launch_kwargs(settings, page))
     return 0
 

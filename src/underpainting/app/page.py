@@ -3,6 +3,7 @@ Nothing here computes about images: decoding, backdrops and painting live in the
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -25,6 +26,7 @@ from underpainting.data.canvas import (
     resize_layers,
     sketch_layer,
 )
+from underpainting.data.images import pixel_limit
 from underpainting.data.labels import LabelSet
 from underpainting.errors import UserError
 
@@ -58,14 +60,15 @@ CSS = """
 """
 
 
-def user_errors(fn):
+def user_errors(fn, max_pixels: int | None = None):
     """A UserError is shown on the page as infer.py prints it; anything else as a one-line error (traceback in
-    the server log). The server keeps serving either way."""
+    the server log). The server keeps serving either way. Images read inside obey `max_pixels` (`app.max_pixels`)."""
 
     @wraps(fn)
     def inner(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with pixel_limit(max_pixels, "app.max_pixels") if max_pixels else contextlib.nullcontext():
+                return fn(*args, **kwargs)
         except UserError as err:
             raise gr.Error(str(err), title="error", duration=None) from None
         except gr.Error:
@@ -99,6 +102,7 @@ class Page:
         self.stages = stage_options(composer)
         self.run_root = Path(settings.run_dir)
         self.scratch = Path(mkdtemp(prefix="underpainting-app-"))  # label maps made from the canvas
+        self.max_pixels = int(settings.max_pixels)  # every upload and job (conf/app/default.yaml says why)
 
     # ------------------------------------------------------------------------------------------------ lists
     def ckpt_update(self, option: str | None, group: str, value=None) -> dict:
@@ -371,7 +375,7 @@ class Page:
                 "progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress(track_tqdm=True)
             )
             handler.__signature__ = inspect.Signature([*params, progress])
-            return user_errors(handler)
+            return user_errors(handler, self.max_pixels)
 
         def read_upload(path: str | None):
             if not path:
@@ -383,11 +387,16 @@ class Page:
         w["paint_file"].click(paint_sketch, [w["upload"], *comps], outputs, api_name="paint_sketch", **queue)
 
         w["upload"].upload(
-            user_errors(self.load_upload), [w["upload"], w["canvas"]], w["canvas"], api_name=False
+            user_errors(self.load_upload, self.max_pixels),
+            [w["upload"], w["canvas"]],
+            w["canvas"],
+            api_name=False,
         )
         backdrop_inputs = [w["trace"], w["picture"], w["style"], w["style_painting"], w["canvas"]]
         for trigger in (w["trace"].change, w["picture"].upload):
-            trigger(user_errors(self.set_backdrop), backdrop_inputs, w["canvas"], api_name=False)
+            trigger(
+                user_errors(self.set_backdrop, self.max_pixels), backdrop_inputs, w["canvas"], api_name=False
+            )
         w["use_canvas"].click(user_errors(self.canvas_as_style_labels), w["canvas"], [w["style_labels"], w["style"]],
                               api_name=False)  # fmt: skip
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from underpainting.data.images import DataError, load_rgb
+from underpainting.data.images import DataError, current_pixel_limit, load_rgb
 from underpainting.data.labels import LabelSet
 from underpainting.data.sketch import palette_text
 
@@ -123,6 +123,7 @@ def resize_ids(ids: torch.Tensor, long_side: int) -> torch.Tensor:
         return ids
     s = long_side / max(h, w)
     size = (max(1, round(h * s)), max(1, round(w * s)))
+    current_pixel_limit().check(f"the label map resized to a long side of {long_side} px", size[::-1])
     return F.interpolate(ids[None, None].float(), size=size, mode="nearest")[0, 0].long()
 
 

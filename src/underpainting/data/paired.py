@@ -30,7 +30,14 @@ import yaml
 from PIL import Image
 from torch.utils.data import Dataset
 
-from underpainting.data.images import DataError, list_images, load_rgb, pil_to_tensor, validate_images
+from underpainting.data.images import (
+    DataError,
+    list_images,
+    load_rgb,
+    open_image,
+    pil_to_tensor,
+    validate_images,
+)
 from underpainting.data.labels import LabelSet
 from underpainting.data.sampling import DrawDataModule
 from underpainting.data.synthetic import SyntheticLandscapes
@@ -187,7 +194,7 @@ class LabelReader:
 
     def read(self, path: Path, source: str | None = None) -> np.ndarray:
         try:
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
                     raise DataError(
                         f"{path}: label maps must be single-channel PNGs of class ids (mode L), got mode {img.mode}; "
@@ -262,7 +269,7 @@ class SegmentationPairs(Dataset):
             "path": str(pair.image),
         }
         if pair.instance is not None:
-            with Image.open(pair.instance) as inst:
+            with open_image(pair.instance) as inst:
                 out["instance"] = self._map(Image.fromarray(np.array(inst, dtype=np.int32), "I"), params)
         return out
 

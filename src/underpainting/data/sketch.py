@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from underpainting.data.images import DataError, list_images, to_rgb
+from underpainting.data.images import DataError, list_images, open_image, to_rgb
 from underpainting.data.labels import LabelSet
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,14 @@ def _unsupported(
 
 
 def open_sketch(path: str | Path) -> Image.Image:
-    """The file as stored (mode kept, EXIF orientation applied); DataError naming it when unreadable."""
-    try:
-        with Image.open(path) as img:
+    """The file as stored (mode kept, EXIF orientation applied); DataError naming it when unreadable or over the
+    pixel limit (`underpainting.data.images.open_image`)."""
+    with open_image(path) as img:
+        try:
             img.load()
             return ImageOps.exif_transpose(img)
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
-        raise DataError(f"{path}: cannot be read as an image ({e}); replace or remove the file") from e
+        except (OSError, ValueError, SyntaxError) as e:
+            raise DataError(f"{path}: cannot be read as an image ({e}); replace or remove the file") from e
 
 
 def class_ids_in(image: Image.Image, labels: LabelSet, tolerance: float) -> torch.Tensor | None:

@@ -28,6 +28,7 @@ from PIL import Image
 from underpainting.data.images import (
     IMAGE_EXTENSIONS,
     DataError,
+    link_problem,
     list_images,
     load_rgb,
     pil_to_tensor,
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 def list_sketches(path: str | Path) -> tuple[list[Path], list[Path]]:
     """(sketch files, ignored files): one file, or the images directly in a folder."""
     path = Path(path).expanduser()
+    if (problem := link_problem(path)) is not None:
+        raise DataError(f"`input`={path} is {problem}; fix or remove the link")
     if path.is_file():
         return [path], []
     if not path.exists():
@@ -96,6 +99,7 @@ class SketchPipeline:
         self.sheet_max_side, self.overview_cell = sheet_max_side, overview_cell
         self.config, self.on_sheet = dict(config or {}), on_sheet
         self.on_stage = on_stage  # (what starts now, stages done, stages in all): the app's progress bar
+        self._sketch, self._start = "", 0.0  # what `_stage` logs: the sketch at work and when it started
 
     def setup(self, device: torch.device) -> None:
         """Load every checkpoint first: configuration errors surface before any sketch is touched."""
@@ -104,8 +108,10 @@ class SketchPipeline:
 
     # ---------------------------------------------------------------------------------------------- one sketch
     def process(self, path: Path) -> SketchResult:
-        start = time.perf_counter()
-        rgb = load_rgb(path)  # DataError naming the file for truncated / non-image files
+        start = self._start = time.perf_counter()
+        self._sketch = path.name
+        rgb = load_rgb(path)  # DataError naming the file for truncated / non-image / over-the-limit files
+        self._sketch = f"{path.name} ({rgb.width}x{rgb.height})"
         ids = decode_sketch(path, self.labels, **self.decode)  # from the file: class-id PNGs keep their ids
         out = self.out_dir / path.stem
         out.mkdir(parents=True, exist_ok=True)
@@ -145,6 +151,9 @@ class SketchPipeline:
                             columns=rows[0])  # fmt: skip
 
     def _stage(self, name: str, done: int, total: int) -> None:
+        """Say what starts now, in the log (infer.log: a long job shows where it is) and to `on_stage`."""
+        elapsed = time.perf_counter() - self._start
+        log.info("%s: %s (step %d of %d, %.0f s so far)", self._sketch, name, done + 1, total + 1, elapsed)
         if self.on_stage is not None:
             self.on_stage(name, done, total)
 

@@ -10,6 +10,7 @@ when it is large) and every tile is normalised with them, as an untiled pass wou
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -96,9 +99,13 @@ def tiled_apply(
     H, W = xp.shape[-2:]
     ys, xs = tile_starts(H, tile, overlap), tile_starts(W, tile, overlap)
     out = weight = None
+    done, total = 0, len(ys) * len(xs)
     for y0 in ys:
         for x0 in xs:
             y = fn(xp[..., y0 : y0 + tile, x0 : x0 + tile])
+            done += 1
+            if total >= 8 and done % (total // 8) == 0:  # a large image's progress in the log, ~8 lines
+                log.info("tile %d of %d (%dx%d px)", done, total, w, h)
             if out is None:
                 out = torch.zeros(y.shape[0], out_channels or y.shape[1], H, W, dtype=torch.float32)
                 weight = torch.zeros(1, 1, H, W, dtype=torch.float32)
