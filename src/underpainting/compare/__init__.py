@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from underpainting.compare.page import render_html, write_compare
 from underpainting.compare.runs import Metric, Run, differing_keys, find_runs, load_run
+from underpainting.errors import UserError
 
 __all__ = ["Metric", "Run", "differing_keys", "find_runs", "load_run", "main", "render_html", "write_compare"]
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         path = write_compare(a.root, a.out, a.title)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, UserError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KB)")

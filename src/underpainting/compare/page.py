@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import logging
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,8 +23,11 @@ from pathlib import Path
 from PIL import Image
 
 from underpainting.compare.runs import Metric, Run, config_group, differing_keys, find_runs
+from underpainting.data.images import DataError, open_image
 from underpainting.metrics.protocol import higher_is_better
+from underpainting.runtime.destinations import writable_folder
 
+log = logging.getLogger(__name__)
 TASK_TITLES = {"train": "Training runs", "infer": "Inference runs (infer.py / app)"}
 MAX_IMAGE_WIDTH = 640
 MAX_SHEET_WIDTH = 900
@@ -32,9 +36,22 @@ EVAL_PREFIXES = ("val/", "test/", "final/", "infer/")
 DASH = "\u2014"
 
 
+def _img(path: Path, alt: str, run: Run, max_width: int = MAX_IMAGE_WIDTH) -> str:
+    """An <img> of the picture, or, when it cannot be read (broken, over the pixel limit), the reason, also
+    recorded on the run."""
+    try:
+        return f"<img alt='{html.escape(alt)}' src='{_data_uri(path, max_width)}'>"
+    except DataError as err:
+        run.error = "; ".join(filter(None, [run.error, str(err)]))
+        return f"<div class='small err'>{html.escape(str(err))}</div>"
+
+
 def _data_uri(path: Path, max_width: int = MAX_IMAGE_WIDTH) -> str:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    with open_image(path) as im:
+        try:
+            im = im.convert("RGB")
+        except (OSError, ValueError, SyntaxError) as e:
+            raise DataError(f"{path}: cannot be read as an image ({e})") from None
         if im.width > max_width:
             im = im.resize((max_width, round(im.height * max_width / im.width)), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
@@ -177,7 +194,7 @@ def _cards(runs: Sequence[Run]) -> str:
         cards.append(
             f"<div class='card' {_attrs(r)}><h3>{e(r.run_name)} <span class='small'>{e(r.model)}</span></h3>"
             f"<div class='small'>{e(r.started)} \u00b7 {e(what)}</div>"
-            f"<img alt='samples of {e(r.name)}' src='{_data_uri(r.sample)}'></div>"
+            f"{_img(r.sample, f'samples of {r.name}', r)}</div>"
         )
     if not cards:
         return ""
@@ -202,7 +219,7 @@ def _sheets(runs: Sequence[Run]) -> str:
                 out.append(
                     f"<div class='card sheet' {_attrs(r)}><h3>{e(r.run_name)} <span class='small'>{e(r.model)}"
                     f"</span></h3><div class='small'>{e(r.started)}</div>"
-                    f"<img alt='{e(sketch)} by {e(r.name)}' src='{_data_uri(r.sheets[sketch], MAX_SHEET_WIDTH)}'>"
+                    f"{_img(r.sheets[sketch], f'{sketch} by {r.name}', r, MAX_SHEET_WIDTH)}"
                     "</div>"
                 )
         out.append("</div></div>")
@@ -350,11 +367,16 @@ def render_html(runs: Sequence[Run], title: str = "underpainting: runs compared"
 
 
 def write_compare(root: str | Path, out: str | Path, title: str | None = None) -> Path:
-    """Find the runs under `root` and write the page to `out`."""
+    """Find the runs under `root` and write the page to `out`; what could not be read is said on the page and in
+    the log (a warning per run), never dropped in silence."""
+    out = Path(out)
+    writable_folder(out.parent, "--out")
     runs = find_runs(root)
     if not runs:
         raise FileNotFoundError(f"no runs under {root} (a run is a folder with .hydra/config.yaml)")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(runs, title or f"underpainting: {len(runs)} runs under {root}"))
+    page = render_html(runs, title or f"underpainting: {len(runs)} runs under {root}")
+    for r in runs:
+        if r.error:
+            log.warning("%s: %s", r.path, r.error)
+    out.write_text(page)
     return out

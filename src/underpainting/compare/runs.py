@@ -72,7 +72,7 @@ def _flatten(node, prefix: str = "") -> dict[str, str]:
 def _yaml(path: Path):
     try:
         return yaml.safe_load(path.read_text()) if path.is_file() else None
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8 text
         return None
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from underpainting.data.correspondences import parse_borrow_table
+from underpainting.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,15 @@ class LabelSet:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> LabelSet:
+        """A label set file (conf/labels/landscape.yaml); DataError naming it when it is not one."""
         import yaml
 
-        with open(path) as f:
-            cfg = yaml.safe_load(f)
+        try:
+            cfg = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: not UTF-8 text
+            raise DataError(f"{path}: cannot be read as a label set YAML ({e})") from None
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("classes"), list):
+            raise DataError(f"{path}: not a label set (no `classes:` list); see conf/labels/landscape.yaml")
         return cls(cfg["classes"], cfg.get("borrow"))
 
     def __len__(self) -> int:

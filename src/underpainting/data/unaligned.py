@@ -7,6 +7,7 @@ order and B is drawn at random, or in step with A when `serial_batches` is set.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from pathlib import Path
 
@@ -64,10 +65,15 @@ def read_file_filter(file: str | Path, column: str | None = None, equals: str | 
     path = Path(file)
     if not path.is_file():
         raise DataError(f"file filter {path} does not exist; fix data.filter.file or set data.filter=null")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save the file filter as UTF-8"
+        ) from None
     if path.suffix.lower() != ".csv":
-        return {line.strip() for line in path.read_text().splitlines() if line.strip()}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        return {line.strip() for line in text.splitlines() if line.strip()}
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     if not rows:
         return set()
     key = next(iter(rows[0]))
@@ -83,9 +89,9 @@ class VanGoghLandscapes(UnpairedDataModule):
     def __init__(
         self,
         root: str,
-        download: bool = False,
+        download: bool = True,
         dataset_name: str = "vangogh2photo",
-        md5: str | None = None,
+        sha256: str | None = None,
         preprocess: Preprocess | None = None,
         serial_batches: bool = False,
         max_dataset_size: int | None = None,
@@ -94,7 +100,7 @@ class VanGoghLandscapes(UnpairedDataModule):
         **loader: int,
     ) -> None:
         super().__init__(**loader)
-        self.root, self.download, self.dataset_name, self.md5 = Path(root), download, dataset_name, md5
+        self.root, self.download, self.dataset_name, self.sha256 = Path(root), download, dataset_name, sha256
         self.preprocess = preprocess or Preprocess()
         self.serial_batches, self.max_dataset_size = serial_batches, max_dataset_size
         self.filter, self.on_bad_file = filter, on_bad_file
@@ -103,7 +109,7 @@ class VanGoghLandscapes(UnpairedDataModule):
         if all((self.root / d).is_dir() for d in LAYOUT):
             return
         if self.download:
-            fetch_cyclegan_dataset(self.dataset_name, self.root, self.md5)
+            fetch_cyclegan_dataset(self.dataset_name, self.root, self.sha256)
             return
         raise DataError(
             f"dataset folder {self.root} is missing or incomplete: expected {self.root}/trainA (Van Gogh paintings), "

@@ -16,11 +16,19 @@ from pathlib import Path
 
 import torch
 
-from underpainting.data.images import DataError, list_images, load_rgb, pil_to_tensor
+from underpainting.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DataError,
+    list_images,
+    load_rgb,
+    pil_to_tensor,
+    pixel_limit,
+)
 from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
 from underpainting.metrics.features import FEATURES, MetricWeightsError, build_feature
 from underpainting.metrics.lpips import LPIPSNet
+from underpainting.runtime.destinations import DestinationError, writable_folder
 
 
 def _load(path: Path) -> torch.Tensor:
@@ -51,8 +59,10 @@ def evaluate_folders(
     batch_size: int = 16,
     kid_subset_size: int = protocol.KID_SUBSET_SIZE,
     fid_mode: str = protocol.FID_MODE,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> dict:
-    """Metrics between folders; see the module docstring. Returns the dict that the command writes as JSON."""
+    """Metrics between folders; see the module docstring. Returns the dict that the command writes as JSON.
+    Images over `max_pixels` (`--max-pixels`) are refused, checked from their headers."""
     gen, ref = list_images(generated), list_images(reference)
     cont = list_images(content) if content else None
     notes = []
@@ -84,14 +94,15 @@ def evaluate_folders(
         kid_subset_size=kid_subset_size,
         reference=f"folder {reference}",
     )
-    if lp_net is not None and pairs == "reference":
-        for g, r in _batches([gen, lp_files], batch_size):
-            ev.update(g, reference=r)
-    else:
-        for g, *c in _batches([gen] + ([lp_files] if lp_net is not None else []), batch_size):
-            ev.update(g, source=c[0] if c else None)
-        for (r,) in _batches([ref], batch_size):
-            ev.update_reference(r)
+    with pixel_limit(max_pixels, "--max-pixels"):
+        if lp_net is not None and pairs == "reference":
+            for g, r in _batches([gen, lp_files], batch_size):
+                ev.update(g, reference=r)
+        else:
+            for g, *c in _batches([gen] + ([lp_files] if lp_net is not None else []), batch_size):
+                ev.update(g, source=c[0] if c else None)
+            for (r,) in _batches([ref], batch_size):
+                ev.update_reference(r)
     result = ev.compute()
     proto = result["protocol"]
     proto.notes += notes
@@ -136,9 +147,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--lpips-weights", default="imagenet", help="backbone weights: imagenet or a state_dict path"
     )
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="images larger than this are refused, checked from their headers (default 64 MP: 8000x8000)",
+    )
     p.add_argument("--out", help="write the JSON here")
     a = p.parse_args(argv)
     try:
+        if a.out:
+            writable_folder(Path(a.out).parent, "--out")  # before the evaluation, not after it
         result = evaluate_folders(
             a.generated,
             a.reference,
@@ -149,8 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             a.lpips_weights,
             a.batch_size,
             fid_mode=a.fid_mode,
+            max_pixels=a.max_pixels,
         )
-    except (DataError, MetricWeightsError) as err:
+    except (DataError, MetricWeightsError, DestinationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_result(result))

@@ -13,9 +13,12 @@ import sys
 from pathlib import Path
 
 from underpainting.config.compose import compose_run, conf_dir
+from underpainting.data.images import DEFAULT_MAX_PIXELS
 from underpainting.errors import UserError
+from underpainting.runtime.destinations import writable_folder
 
 log = logging.getLogger(__name__)
+MAX_PIXELS_HELP = "images (and --size) larger than this are refused (default 64 MP: 8000x8000)"
 
 
 def separate(xray: str, visible: str, out: str, overrides: list[str], truth: str | None = None) -> dict:
@@ -24,8 +27,7 @@ def separate(xray: str, visible: str, out: str, overrides: list[str], truth: str
 
     from underpainting.train import run
 
-    out_dir = Path(out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = writable_folder(Path(out).resolve(), "--out")
     args = ["experiment=xray_separation", f"data.xray={_quote(xray)}", f"data.visible={_quote(visible)}"]
     if truth:
         args.append(f"data.truth={_quote(truth)}")
@@ -48,6 +50,8 @@ def _size(text: str | None) -> tuple[int, int] | None:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise UserError(f"--size must be WIDTHxHEIGHT in px, e.g. 512x384; got {text!r}") from None
+    if w < 1 or h < 1:
+        raise UserError(f"--size {text}: the width and the height must be at least 1 px, e.g. 512x384")
     return h, w
 
 
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=None, help="long side in px (default: the surface's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--simple", action="store_true", help="no weave, bars, seams or noise")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=MAX_PIXELS_HELP)
     p = sub.add_parser("separate", help="separate the concealed design from a mixed X-ray")
     p.add_argument("xray")
     p.add_argument("visible")
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--sketch", default=None, help="a sketch traced on it: also writes overlay.png")
     p.add_argument("--labels", default=None, help="label set YAML (default: conf/labels/landscape.yaml)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=MAX_PIXELS_HELP)
     args, rest = parser.parse_known_args(argv)
     if rest and (args.command != "separate" or any("=" not in r for r in rest)):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             from underpainting.xray.simulate import simulate_files
 
             sim = XRaySimulator.simple(seed=args.seed) if args.simple else XRaySimulator(seed=args.seed)
-            _, summary = simulate_files(args.surface, args.hidden, args.out, args.size, sim)
+            _, summary = simulate_files(args.surface, args.hidden, args.out, args.size, sim, args.max_pixels)
             print(f"wrote {', '.join(summary['files'])} and simulation.json to {args.out}")
         elif args.command == "separate":
             summary = separate(args.xray, args.visible, args.out, args.overrides, args.truth)
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             from underpainting.xray.trace import write_trace
 
             labels = LabelSet.from_yaml(args.labels or conf_dir() / "labels" / "landscape.yaml")
-            key = write_trace(args.hidden, args.out, labels, _size(args.size), args.sketch)
+            key = write_trace(args.hidden, args.out, labels, _size(args.size), args.sketch, args.max_pixels)
             print(
                 f"wrote {key['backdrop']}, {key['palette_key']}, key.json{', overlay.png' if 'overlay' in key else ''} to {args.out}"
             )

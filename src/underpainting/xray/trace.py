@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from underpainting.data.images import DEFAULT_MAX_PIXELS, current_pixel_limit, pixel_limit
 from underpainting.data.labels import LabelSet
 from underpainting.data.xray.io import (
     BACKDROP_RANGE,
@@ -23,6 +24,7 @@ from underpainting.data.xray.io import (
     load_xray,
     save_grey,
 )
+from underpainting.runtime.destinations import writable_folder
 
 
 def palette_key(labels: LabelSet, swatch: int = 18) -> Image.Image:
@@ -41,12 +43,17 @@ def write_trace(
     labels: LabelSet,
     size: tuple[int, int] | None = None,
     sketch: str | Path | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> dict:
-    """Write the backdrop files (see the module docstring); `size` (H, W) defaults to the sketch's or the X-ray's."""
-    xray = load_xray(hidden)
-    sk = load_visible(sketch) if sketch else None
+    """Write the backdrop files (see the module docstring); `size` (H, W) defaults to the sketch's or the X-ray's.
+    The inputs and `size` are held to `max_pixels` (`--max-pixels`)."""
+    with pixel_limit(max_pixels, "--max-pixels"):
+        if size is not None:
+            current_pixel_limit().check(f"--size {size[1]}x{size[0]}", size[::-1])
+        xray = load_xray(hidden)
+        sk = load_visible(sketch) if sketch else None
     size = size or (tuple(sk.shape[-2:]) if sk is not None else tuple(xray.shape[-2:]))
-    out = Path(out)
+    out = writable_folder(out, "--out")
     bd = backdrop(xray, size)
     save_grey(bd, out / "backdrop.png")
     palette_key(labels).save(out / "palette_key.png")

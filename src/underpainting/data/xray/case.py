@@ -18,6 +18,7 @@ from underpainting.data.xray.simulator import luminance
 from underpainting.errors import DataError
 
 log = logging.getLogger(__name__)
+MIN_SIDE = 16  # the artefact filters' reflect-padded windows need this much image (measured: 12 px fails)
 
 
 @dataclass
@@ -62,6 +63,22 @@ def read_xray(source: str | Path | Sequence[str | Path], mosaic: Mapping | None 
     )
 
 
+def check_case_size(xray: torch.Tensor, source: str, patch_size: int = 0) -> None:
+    """Refuse, before any work, an X-ray too small for the artefact filters or for one training patch."""
+    h, w = xray.shape[-2:]
+    need = max(MIN_SIDE, int(patch_size))
+    if min(h, w) < need:
+        why = (
+            f"`data.patch_size`={patch_size}"
+            if patch_size >= MIN_SIDE
+            else f"{MIN_SIDE} px for the artefact filters"
+        )
+        raise DataError(
+            f"{source}: the X-ray is {w}x{h} px, too small: separation needs at least {need} px a side ({why}); "
+            "use a larger scan" + (" or lower `data.patch_size`" if patch_size >= MIN_SIDE else "")
+        )
+
+
 def prepare_case(
     xray: torch.Tensor,
     visible: torch.Tensor,
@@ -74,6 +91,7 @@ def prepare_case(
     """Register, clean and fit the baseline (see the module docstring)."""
     registration = dict(registration or {})
     names = dict(names or {})
+    check_case_size(xray, names.get("xray", "the X-ray"))
     vis, matrix = register_visible(
         visible,
         tuple(xray.shape[-2:]),

@@ -12,21 +12,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from underpainting.data.images import load_rgb, pil_to_tensor
+from underpainting.data.images import load_rgb, open_image, pil_to_tensor
 from underpainting.errors import DataError
 
 log = logging.getLogger(__name__)
 
 
-def _open(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; give the path of the X-ray image (PNG or TIFF)")
-    try:
-        img = Image.open(path)
-        img.load()
-        return img
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot be read as an image ({e}); replace the file") from e
+MIN_LEVELS = (
+    4  # fewer distinct grey levels than this (between the 0.1 % and 99.9 % quantiles): nothing to separate
+)
 
 
 def load_xray(path: str | Path) -> torch.Tensor:
@@ -34,9 +28,28 @@ def load_xray(path: str | Path) -> torch.Tensor:
 
     8-bit ('L'), 16-bit ('I;16', PNG/TIFF), 32-bit integer and float TIFFs are read; a 3-channel file whose
     channels are equal (grey saved as RGB) is accepted; a colour image is refused (it is probably the photo).
+    Refused before any work, each in one line naming the file: over the pixel limit (from the header), NaN or
+    infinite values (float TIFFs), and a blank (constant or near-constant) image, whose "concealed design" would be
+    the photo's negative.
     """
     path = Path(path).expanduser()
-    img = _open(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist; give the path of the X-ray image (PNG or TIFF)")
+    with open_image(path) as img:
+        try:
+            img.load()
+        except (OSError, ValueError, SyntaxError) as e:
+            raise DataError(f"{path}: cannot be read as an image ({e}); replace the file") from e
+        a = _grey_array(img, path)
+    check_radiograph(a, path)
+    if img.mode == "F":
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) if hi > 1.0 or lo < 0.0 else a
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
+
+
+def _grey_array(img: Image.Image, path: Path) -> np.ndarray:
+    """The pixel values as float64: in [0, 1] for integer modes, as stored for float ('F') TIFFs."""
     mode = img.mode
     if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LA", "PA"):
         rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
@@ -46,26 +59,43 @@ def load_xray(path: str | Path) -> torch.Tensor:
                 "you swap the X-ray and the visible photo? Give the radiograph as a greyscale PNG/TIFF "
                 "(8 or 16 bit)."
             )
-        a = rgb[..., 0].astype(np.float64) / 255.0
-    elif mode == "1":
-        a = np.asarray(img, dtype=np.float64)
-    elif mode == "L":
-        a = np.asarray(img, dtype=np.float64) / 255.0
-    elif mode.startswith("I;16") or mode == "I":
+        return rgb[..., 0].astype(np.float64) / 255.0
+    if mode == "1":
+        return np.asarray(img, dtype=np.float64)
+    if mode == "L":
+        return np.asarray(img, dtype=np.float64) / 255.0
+    if mode.startswith("I;16") or mode == "I":
         a = np.asarray(img).astype(np.float64)
         hi = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
         if mode == "I" and a.max() > 65535:
             hi = float(a.max())
-        a = a / hi
-    elif mode == "F":
-        a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) if hi > 1.0 or lo < 0.0 else a
-    else:
+        return a / hi
+    if mode == "F":
+        return np.asarray(img, dtype=np.float64)
+    raise DataError(f"{path}: image mode {mode!r} is not a greyscale radiograph; save it as 8/16-bit grey")
+
+
+def check_radiograph(a: np.ndarray, path: str | Path) -> None:
+    """Refuse values no radiograph holds: NaN/inf (a damaged or masked float export) and no contrast at all."""
+    finite = np.isfinite(a)
+    if not finite.all():
+        nan, bad = int(np.isnan(a).sum()), int((~finite).sum())
         raise DataError(
-            f"{path}: image mode {mode!r} is not a greyscale radiograph; save it as 8/16-bit grey"
+            f"{path}: {bad} of {a.size} pixels are not finite ({nan} NaN, {bad - nan} infinite); fill them "
+            "(e.g. with the median) and save the X-ray again"
         )
-    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
+    flat = a.ravel()
+    if flat.size > 1_000_000:  # quantiles of an even subsample: same answer, bounded time
+        flat = flat[:: flat.size // 1_000_000]
+    lo, hi = np.quantile(flat, [0.001, 0.999])
+    middle = flat[(flat >= lo) & (flat <= hi)]
+    scale = max(float(np.abs(flat).max()), 1e-12)
+    if np.unique(middle).size < MIN_LEVELS or hi - lo <= 1e-4 * scale:
+        raise DataError(
+            f"{path}: the X-ray is blank (values {float(lo):.4g}..{float(hi):.4g}, {np.unique(middle).size} grey "
+            "level(s)): a constant image holds no design to separate; check the file (unexposed or overexposed, "
+            "or the wrong file)"
+        )
 
 
 def load_visible(path: str | Path) -> torch.Tensor:

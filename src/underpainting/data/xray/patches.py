@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from underpainting.data.labels import LabelSet
-from underpainting.data.xray.case import XRayCase, prepare_case, read_xray
+from underpainting.data.xray.case import XRayCase, check_case_size, prepare_case, read_xray
 from underpainting.data.xray.io import load_visible, load_xray
 from underpainting.data.xray.simulator import XRaySimulator
 from underpainting.errors import DataError
@@ -111,6 +111,7 @@ class XRayDataModule(pl.LightningDataModule):
             truth = load_xray(self.truth_path) if self.truth_path else None
             src = self.xray_source if isinstance(self.xray_source, str) else f"{len(self.xray_source)} plates"
             names = {"xray": str(src), "visible": str(self.visible_path)}
+        check_case_size(xray, names["xray"], self.patch_size)
         log.info(
             "X-ray %dx%d px, photo %dx%d px",
             xray.shape[-1],
