@@ -179,6 +179,7 @@ def test_missing_dataset_is_a_clear_error_not_a_traceback(tmp_path):
         "model=cyclegan",
         "data=vangogh_landscapes",
         f"data.root={tmp_path / 'none'}",
+        "data.download=false",
         "logger=none",
         f"hydra.run.dir={tmp_path / 'run'}",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import urllib.error
 import zipfile
@@ -222,7 +223,7 @@ def test_empty_folder_is_named(tmp_path):
 
 def test_missing_root_explains_layout_and_both_fixes(tmp_path):
     with pytest.raises(DataError) as e:
-        dm(tmp_path / "nowhere")
+        dm(tmp_path / "nowhere", download=False)
     msg = str(e.value)
     assert str(tmp_path / "nowhere") in msg and "trainA" in msg and "testB" in msg
     assert "data.download=true" in msg and "data.root" in msg
@@ -247,10 +248,23 @@ def test_download_verifies_and_extracts_the_archive(tmp_path, monkeypatch):
             z.write(p, p.relative_to(src.parent))
     monkeypatch.setattr(download, "CYCLEGAN_DATASETS_URL", archive.as_uri().replace("served", "{name}"))
     archive.rename(tmp_path / "vangogh2photo.zip")
-    m = dm(tmp_path / "data" / "vangogh2photo", download=True)
+    served = hashlib.sha256((tmp_path / "vangogh2photo.zip").read_bytes()).hexdigest()
+    monkeypatch.setitem(download.CYCLEGAN_SHA256, "vangogh2photo", "0" * 64)
+    with pytest.raises(DataError, match="SHA-256 .* does not match"):  # the known checksum is checked by default
+        dm(tmp_path / "data" / "vangogh2photo")
+    monkeypatch.setitem(download.CYCLEGAN_SHA256, "vangogh2photo", served)
+    m = dm(tmp_path / "data" / "vangogh2photo")  # no data.download=true needed: fetched on first use
     assert len(m.train_set) == 5
-    with pytest.raises(DataError, match="does not match"):
-        download.download_file((tmp_path / "vangogh2photo.zip").as_uri(), tmp_path / "x.zip", md5="0" * 32)
+
+
+def test_the_first_command_fetches_vangogh2photo_by_itself_with_its_checksum():
+    from underpainting.config.compose import compose_run
+
+    cfg = compose_run(["model=cyclegan", "data=vangogh_landscapes"], "/tmp/unused")
+    assert cfg.data.download is True
+    assert download.CYCLEGAN_SHA256["vangogh2photo"] == (
+        "362c3473e70be0944bda08d49d660eafdc2854df55d697835b8186d1d79caaff"  # tensorflow/datasets cycle_gan.txt
+    )
 
 
 def test_csv_filter_keeps_listed_paintings(tmp_path):
