@@ -15,14 +15,17 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from underpainting.checkpoints import remove_stale_temp_files
-from underpainting.config.checks import build, check_types
+from underpainting.config.checks import build, check_types, check_values
+from underpainting.config.sizes import check_training_size
 from underpainting.config.tree import print_config_tree
+from underpainting.data.images import DEFAULT_MAX_PIXELS, pixel_limit
 from underpainting.errors import ConfigError, UserError
 from underpainting.export import check_run_checkpoint
 from underpainting.runtime.distributed import leave_process_group_at_exit
 from underpainting.runtime.precision import warn_if_emulated
 from underpainting.runtime.quiet import quiet
-from underpainting.tracking.loggers import summarize_loggers
+from underpainting.runtime.run_lock import hold_run_folder
+from underpainting.tracking.loggers import continue_history, summarize_loggers
 from underpainting.tracking.wandb_mode import configure_wandb_mode, wandb_start_error
 
 log = logging.getLogger(__name__)
@@ -77,9 +80,17 @@ def _test_path(trainer: pl.Trainer, trained: bool, ckpt_path: str | None) -> str
 
 
 def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> dict[str, float]:
-    """Fit (and optionally test) the configured model; returns the final callback metrics."""
+    """Fit (and optionally test) the configured model; returns the final callback metrics. Settings are checked
+    first; the run folder is this run's alone while it runs; images over `max_pixels` are refused."""
     quiet()  # known third-party noise, each filter explained in runtime/quiet.py
     check_types(cfg)
+    check_values(cfg)
+    limit = int(cfg.get("max_pixels", DEFAULT_MAX_PIXELS) or 0)
+    with hold_run_folder(cfg.paths.output_dir), pixel_limit(limit, "max_pixels"):
+        return _fit(cfg, extra_callbacks)
+
+
+def _fit(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None) -> dict[str, float]:
     if cfg.get("print_config", True):
         print_config_tree(cfg, cfg.paths.output_dir)
     configure_wandb_mode(preflight="wandb" in (cfg.get("logger") or {}))
@@ -89,7 +100,9 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
     model = build(cfg.model, "model")
+    check_training_size(model, cfg)
     ckpt_path = _checked_ckpt_path(cfg, model)
+    continue_history(cfg, ckpt_path)
     callbacks = [
         *_instantiate_group(cfg.get("callbacks"), "callbacks"),
         EmbedConfig(cfg),

@@ -3,6 +3,8 @@
 - `check_types`: every plain value given to a `_target_` is compared with the annotation of the parameter it
   fills (`trainer.max_steps=abc` -> "trainer.max_steps='abc' is not an int ..."), instead of a TypeError deep in
   the class that names no key. Annotations it does not fully understand are skipped, never guessed.
+- `check_values`: numbers no run can use, by the parameter's name wherever it appears (`data.batch_size=0`,
+  `model.optimizer_G.lr=-1`), instead of a ValueError from inside the DataLoader or the optimizer.
 - `build`: `hydra.utils.instantiate` whose unknown-key errors name the key, and, when an experiment set it, say that
   the experiment was written for other data (`experiment=quickstart data=vangogh_landscapes`).
 """
@@ -13,6 +15,7 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -115,6 +118,55 @@ def check_types(
     cfg: DictConfig, groups: tuple[str, ...] = ("data", "model", "trainer", "callbacks", "logger")
 ) -> None:
     errors = [e for g in groups if isinstance(cfg.get(g), DictConfig) for e in type_errors(cfg[g], g)]
+    if errors:
+        raise ConfigError("; ".join(errors) + ". Fix the value on the command line or in its config file.")
+
+
+def _at_least(low: float, strict: bool = False) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v > low, f"above {low:g}") if strict else (lambda v: v >= low, f"{low:g} or more")
+
+
+# Values no class can use, by parameter name: the name means the same wherever it appears in these groups.
+VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "batch_size": _at_least(1),
+    "num_workers": _at_least(0),
+    "lr": _at_least(0),  # 0 freezes the network (a valid probe); below 0 climbs the loss
+    "weight_decay": _at_least(0),
+    "image_size": _at_least(1),
+    "load_size": _at_least(1),
+    "crop_size": _at_least(1),
+    "patch_size": _at_least(1),
+    "num_train": _at_least(1),
+    "num_val": _at_least(1),
+    "steps_per_epoch": _at_least(1),
+    "max_epochs": _at_least(-1),  # Lightning: -1 means no limit
+    "max_steps": _at_least(-1),
+    "accumulate_grad_batches": _at_least(1),
+    "log_every_n_steps": _at_least(1),
+}
+
+
+def value_errors(node: DictConfig, key: str) -> list[str]:
+    """Messages for the numbers under `node` (recursively) that break `VALUE_RULES`."""
+    errors: list[str] = []
+    for name in node:
+        if OmegaConf.is_missing(node, name):
+            continue
+        child = node._get_node(name)
+        if isinstance(child, DictConfig):
+            errors += value_errors(child, f"{key}.{name}")
+            continue
+        value = node[name]
+        rule = VALUE_RULES.get(str(name))
+        if rule and isinstance(value, int | float) and not isinstance(value, bool) and not rule[0](value):
+            errors.append(f"`{key}.{name}`={value} must be {rule[1]}")
+    return errors
+
+
+def check_values(
+    cfg: DictConfig, groups: tuple[str, ...] = ("data", "model", "trainer", "callbacks")
+) -> None:
+    errors = [e for g in groups if isinstance(cfg.get(g), DictConfig) for e in value_errors(cfg[g], g)]
     if errors:
         raise ConfigError("; ".join(errors) + ". Fix the value on the command line or in its config file.")
 

@@ -7,16 +7,27 @@
   (train / infer), tags from the config; the best `val/` values go into the run summary as `best/val/...`.
 
 Both keep the last and best of every scalar they are sent (`RunSummary`), so the summary needs no trainer.
+
+A run resumed in its own folder continues the histories there instead of erasing them: `CSVLogger` keeps the rows of
+`metrics.csv` (Lightning's deletes the file), TensorBoard adds an event file beside the old ones, and W&B resumes the
+run whose id it finds in the folder (`continue_history`).
 """
 
 from __future__ import annotations
 
+import csv
 import math
+import re
+from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.loggers import CSVLogger as _CSVLogger
 from lightning.pytorch.loggers import TensorBoardLogger as _TensorBoardLogger
 from lightning.pytorch.loggers import WandbLogger as _WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, open_dict
 
 from underpainting.metrics.protocol import higher_is_better
 
@@ -143,6 +154,69 @@ class WandbLogger(_WandbLogger):
             return
         self.experiment.summary.update({f"best/{k}": v for k, v in self.summary.best.items()})
         self._summarized = True
+
+
+class _HistoryWriter(ExperimentWriter):
+    """Lightning's CSV writer, keeping the `metrics.csv` already in the folder: its rows stay, except those of the
+    steps this run logs again (a resumed run repeats the steps after its checkpoint)."""
+
+    def _check_log_dir_exists(self) -> None:  # Lightning's deletes metrics.csv here
+        self._kept: list[dict[str, str]] | None = None
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                reader = csv.DictReader(f)
+                self._kept = list(reader)
+                self.metrics_keys = sorted(reader.fieldnames or [])
+
+    def save(self) -> None:
+        if self._kept is not None and self.metrics:
+            first = min(int(m["step"]) for m in self.metrics)
+            kept = [r for r in self._kept if r.get("step") and int(float(r["step"])) < first]
+            self._record_new_keys()
+            with self._fs.open(self.metrics_file_path, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(kept)
+            self._kept = None
+        super().save()
+
+
+class CSVLogger(_CSVLogger):
+    """Lightning's CSV logger, appending to the folder's `metrics.csv` instead of deleting it (see `_HistoryWriter`)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _HistoryWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _HistoryWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+WANDB_RUN_DIR = re.compile(r"^(?:offline-)?run-\d{8}_\d{6}-(\w+)$")
+
+
+def previous_wandb_run(save_dir: str | Path) -> str | None:
+    """The id of the newest W&B run written under `<save_dir>/wandb/`, or None."""
+    root = Path(save_dir) / "wandb"
+    runs = (
+        sorted(p.name for p in root.glob("*run-*") if p.is_dir() and WANDB_RUN_DIR.match(p.name))
+        if root.is_dir()
+        else []
+    )
+    return WANDB_RUN_DIR.match(runs[-1]).group(1) if runs else None
+
+
+def continue_history(cfg: DictConfig, ckpt_path: str | None) -> None:
+    """A resumed run (`ckpt_path` set) logs into the W&B run its folder already holds (same id, `resume=allow`), so
+    the dashboard shows one run across requeues; CSV and TensorBoard append by themselves (see the module doc)."""
+    wandb = (cfg.get("logger") or {}).get("wandb")
+    if not ckpt_path or not isinstance(wandb, DictConfig) or wandb.get("id"):
+        return
+    run_id = previous_wandb_run(wandb.save_dir)
+    if run_id is not None:
+        with open_dict(wandb):
+            wandb.id, wandb.resume = run_id, "allow"
 
 
 def summarize_loggers(loggers: list, step: int | None = None) -> None:
