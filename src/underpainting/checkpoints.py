@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -94,7 +95,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         ) as e:  # torch reports a failed write as RuntimeError (inline_container.cc)
             raise _write_error(e, path) from None
         finally:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # on a read-only disk this fails too: report the write, above
+                tmp.unlink(missing_ok=True)
         fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(fd)  # make the rename itself durable

@@ -78,6 +78,13 @@ def missing_checkpoint_error(
     )
 
 
+def folder_given(key: str, path: Path, model: str, files: str) -> WeightsError:
+    """A folder where a stage takes one file (only SPADE's published checkpoints come as a folder)."""
+    found = sorted(p.name for p in path.iterdir() if p.suffix in (".ckpt", ".pth"))[:5]
+    holds = f"; it holds {', '.join(found)}" if found else ""
+    return WeightsError(f"`{key}`={path} is a folder, but this {model} stage takes one file: {files}{holds}")
+
+
 def find_published(checkpoint: str, source: str, options: dict | None, download: bool):
     """A published generator (`underpainting.zoo`: .pth, SPADE folder, model name, converted file) or None."""
     from underpainting.zoo import find_published as find
@@ -210,6 +217,9 @@ class GeneratorScene:
             published = " Or a published SPADE: `stage1.checkpoint=<checkpoints>/ade20k_pretrained` (docs/pretrained.md)."
             raise missing_checkpoint_error(self.key, self.train_command, self.targets, published)
         self.labels, self.device = labels, device
+        if Path(self.checkpoint).is_dir() and "underpainting.models.spade.SPADEModel" not in self.targets:
+            files = f"a train.py checkpoint (e.g. {Path(self.checkpoint) / 'last.ckpt'}) or a published .pth"
+            raise folder_given(self.key, Path(self.checkpoint), self.name, files)
         if (pub := find_published(self.checkpoint, self.source, self.options, self.download)) is not None:
             from underpainting.zoo.scene import published_scene
 
@@ -313,6 +323,12 @@ class CycleGANPainting:
             )
             raise missing_checkpoint_error(self.key, self.train_command, self.TARGETS, published)
         path = Path(self.checkpoint)
+        if path.is_dir():
+            files = (
+                f"a train.py checkpoint (e.g. {path / 'last.ckpt'}), a generator exported by "
+                "`python -m underpainting.export`, or a junyanz photo -> painting .pth (or a name: style_vangogh)"
+            )
+            raise folder_given(self.key, path, "CycleGAN", files)
         pub = find_published(self.checkpoint, self.source, self.options, self.download)
         payload = load_checkpoint(path) if pub is None else {}
         if pub is not None:
