@@ -265,6 +265,23 @@ def test_api_bad_input_gets_the_infer_message_and_the_server_keeps_serving(serve
             "ImageNet VGG19 weights are not in the torch hub",
         ),
     ]
+    bomb = Image.new(
+        "P", (12000, 12000), 1
+    )  # 140 KB on disk, under the 1 MB upload cap: it killed the server
+    bomb.putpalette([156, 238, 221] * 256)
+    bomb.save(tmp_path / "bomb.png")
+    cases += [
+        (
+            tmp_path / "bomb.png",
+            {},
+            r"bomb.png: 12000x12000 px \(144.0 MP\) is over the limit .*app.max_pixels",
+        ),
+        (
+            EXAMPLES / "wild_vegetation.png",
+            {"size": 20000},
+            r"20000x20000 px .* over the limit .*app.max_pixels",
+        ),
+    ]
     for path, kw, message in cases:
         with pytest.raises(AppError, match=message):
             client.predict(sketch=handle_file(str(path)), **_job(outputs, **kw), api_name="/paint_sketch")

@@ -279,7 +279,7 @@ CASES: dict[str, Case] = {
                                             "error", ("{d}/f", "latest_net_G.pth")),
     "zoo/option-without-value": Case("zoo", lambda d: ["info", str(bad.text(d / "g.pth")), "--option", "netG"],
                                      "error", ("--option",)),
-    "zoo/paint-huge-photo": Case("zoo", lambda d: ["paint", str(bad.bomb(d / "p.png")), "--model",
+    "zoo/paint-garbage-model": Case("zoo", lambda d: ["paint", str(bad.bomb(d / "p.png")), "--model",
                                                    str(bad.text(d / "g.pth")), "--out", str(d / "z")], "error",
                                  ("g.pth",)),
     # ------------------------------------------------------------------------------------------------ metrics

@@ -250,7 +250,9 @@ def test_download_verifies_and_extracts_the_archive(tmp_path, monkeypatch):
     archive.rename(tmp_path / "vangogh2photo.zip")
     served = hashlib.sha256((tmp_path / "vangogh2photo.zip").read_bytes()).hexdigest()
     monkeypatch.setitem(download.CYCLEGAN_SHA256, "vangogh2photo", "0" * 64)
-    with pytest.raises(DataError, match="SHA-256 .* does not match"):  # the known checksum is checked by default
+    with pytest.raises(
+        DataError, match="SHA-256 .* does not match"
+    ):  # the known checksum is checked by default
         dm(tmp_path / "data" / "vangogh2photo")
     monkeypatch.setitem(download.CYCLEGAN_SHA256, "vangogh2photo", served)
     m = dm(tmp_path / "data" / "vangogh2photo")  # no data.download=true needed: fetched on first use
@@ -262,8 +264,11 @@ def test_the_first_command_fetches_vangogh2photo_by_itself_with_its_checksum():
 
     cfg = compose_run(["model=cyclegan", "data=vangogh_landscapes"], "/tmp/unused")
     assert cfg.data.download is True
-    assert download.CYCLEGAN_SHA256["vangogh2photo"] == (
-        "362c3473e70be0944bda08d49d660eafdc2854df55d697835b8186d1d79caaff"  # tensorflow/datasets cycle_gan.txt
+    assert (
+        download.CYCLEGAN_SHA256["vangogh2photo"]
+        == (
+            "362c3473e70be0944bda08d49d660eafdc2854df55d697835b8186d1d79caaff"  # tensorflow/datasets cycle_gan.txt
+        )
     )
 
 
@@ -293,3 +298,68 @@ def test_real_vangogh_landscapes(shared_dir):
     assert len(m.train_set) == 1200
     batch = next(iter(m.train_dataloader()))
     assert batch["A"].shape == (2, 3, 256, 256)
+
+
+def _bomb(path: Path, side: int) -> Path:
+    img = Image.new("P", (side, side), 0)
+    img.putpalette([156, 238, 221] * 256)
+    img.save(path)
+    return path
+
+
+def test_the_size_is_read_from_the_header_and_refused_before_decoding(tmp_path, monkeypatch):
+    from underpainting.data.images import ImageTooLarge, pixel_limit
+
+    path = _bomb(tmp_path / "wide.png", 3000)  # 9 MP, a few KB on disk
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded an image over the limit"))
+    with pixel_limit(1_000_000, "max_pixels"), pytest.raises(ImageTooLarge) as e:
+        load_rgb(path)
+    assert str(e.value).startswith(
+        f"{path}: 3000x3000 px (9.0 MP) is over the limit of 1.0 MP (`max_pixels=1000000`)"
+    )
+
+
+def test_a_limit_set_inside_a_smaller_one_keeps_the_smaller(tmp_path):
+    """The app's jobs are infer runs: infer's own (larger) max_pixels must not lift the app's."""
+    from underpainting.data.images import ImageTooLarge, current_pixel_limit, pixel_limit
+
+    path = _bomb(tmp_path / "p.png", 1500)  # 2.25 MP
+    with pixel_limit(2_000_000, "app.max_pixels"), pixel_limit(16_000_000, "max_pixels"):
+        assert current_pixel_limit().key == "app.max_pixels"
+        with pytest.raises(ImageTooLarge, match="app.max_pixels"):
+            load_rgb(path)
+    with pixel_limit(16_000_000, "max_pixels"):
+        assert load_rgb(path).size == (1500, 1500)
+    with pytest.raises(DataError, match="`max_pixels`=0 must be a positive number"):
+        with pixel_limit(0, "max_pixels"):
+            pass
+
+
+def test_pils_own_bomb_check_never_undercuts_a_raised_limit(tmp_path, monkeypatch):
+    from underpainting.data.images import ImageTooLarge, open_image, pixel_limit
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    path = _bomb(
+        tmp_path / "p.png", 14000
+    )  # 196 MP: over twice PIL's default 89 MP, where PIL refuses by itself
+    with pytest.raises(ImageTooLarge, match=r"p.png: .*196.* MP.* is over the limit of 64.0 MP"):
+        with open_image(path):
+            pass
+    with pixel_limit(200_000_000, "max_pixels"), open_image(path) as img:  # header only: nothing decoded
+        assert img.size == (14000, 14000)
+
+
+def test_broken_symlinks_are_reported_not_dropped(tmp_path):
+    from underpainting.data.images import list_images
+
+    folder = tmp_path / "photos"
+    _image(folder / "good.png")
+    (folder / "dangling.jpg").symlink_to(folder / "gone.jpg")
+    (folder / "loop.jpg").symlink_to("loop.jpg")
+    files = list_images(folder)
+    assert [p.name for p in files] == ["dangling.jpg", "good.png", "loop.jpg"]
+    with pytest.raises(DataError) as e:
+        validate_images(files, on_bad_file="error")
+    assert f"dangling.jpg: a symlink to {folder / 'gone.jpg'}, which does not exist" in str(e.value)
+    assert "loop.jpg: a symlink that leads back to itself" in str(e.value)
+    assert [p.name for p in validate_images(files, on_bad_file="skip")] == ["good.png"]

@@ -63,3 +63,42 @@ def test_atomic_save_keeps_previous_checkpoint_when_interrupted(tmp_path, monkey
     monkeypatch.undo()
     assert io.load_checkpoint(path)["step"].item() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file is left behind"
+
+
+def test_a_read_only_checkpoint_folder_says_so_not_the_cleanup(tmp_path, monkeypatch):
+    """On a read-only disk the temporary file cannot be written, nor removed: the user gets CheckpointWriteError
+    (what failed and what to do), not the OSError of the cleanup that used to bury it."""
+    import errno
+    from pathlib import Path
+
+    from underpainting.errors import CheckpointWriteError
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("builtins.open", read_only)
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(CheckpointWriteError, match="Read-only file system.*previous checkpoint is intact"):
+        AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, tmp_path / "last.ckpt")
+
+
+def test_resume_in_the_same_folder_continues_the_loggers_histories(make_cfg, tmp_path):
+    """docs/training.md: resumed in its folder (SLURM requeue), a run keeps the first segment's metrics.csv rows,
+    adds TensorBoard events beside the old ones, and logs into the same W&B run (offline here)."""
+    import csv
+
+    logged = RESUME + ["logger=many_loggers", "callbacks.model_checkpoint.every_n_train_steps=4"]
+    run(make_cfg(logged + ["trainer.max_steps=8"], "run"))
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    first = sorted({int(r["step"]) for r in rows})
+    events = sorted((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    wandb_runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert first == [0, 1, 2, 3] and events and len(wandb_runs) == 1
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    run(make_cfg(logged + ["trainer.max_steps=16", f"ckpt_path={ckpt}"], "run"))
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    steps = [int(r["step"]) for r in rows if r.get("train/G_total")]
+    assert sorted(set(steps)) == list(range(8)) and len(steps) == len(set(steps))  # both segments, once each
+    assert set(events) < set((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    ids = {p.name.rsplit("-", 1)[1] for p in (tmp_path / "run" / "wandb").glob("offline-run-*")}
+    assert len(ids) == 1, ids  # the second segment resumed the first's run id

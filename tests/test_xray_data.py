@@ -139,6 +139,48 @@ def test_a_colour_file_given_as_the_xray_is_refused(tmp_path, pair128):
         load_xray(tmp_path / "broken.png")
 
 
+def test_values_no_radiograph_holds_are_refused_before_any_work(tmp_path):
+    a = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    a[0, :3] = [np.nan, np.inf, -np.inf]
+    Image.fromarray(a, "F").save(tmp_path / "masked.tif")
+    with pytest.raises(DataError, match=r"masked.tif: 3 of 4096 pixels are not finite \(1 NaN, 2 infinite\)"):
+        load_xray(tmp_path / "masked.tif")
+    Image.fromarray(np.zeros((64, 64), np.uint8), "L").save(tmp_path / "black.png")
+    noisy = np.full((64, 64), 30000, np.uint16) + np.random.default_rng(0).integers(0, 2, (64, 64)).astype(
+        np.uint16
+    )
+    Image.fromarray(noisy).save(tmp_path / "flat16.png")  # one grey and its noise: 2 levels
+    for name in ("black.png", "flat16.png"):
+        with pytest.raises(DataError, match=f"{name}: the X-ray is blank"):
+            load_xray(tmp_path / name)
+
+
+def test_a_faint_16_bit_radiograph_is_not_mistaken_for_a_blank_one(tmp_path):
+    """Real radiographs often use a narrow band of the 16-bit range: 40 levels out of 65536 is still a picture."""
+    faint = (20000 + np.arange(64 * 64).reshape(64, 64) % 40).astype(np.uint16)
+    Image.fromarray(faint).save(tmp_path / "faint.png")
+    assert load_xray(tmp_path / "faint.png").unique().numel() == 40
+
+
+def test_an_xray_too_small_for_the_filters_or_a_patch_is_refused_before_any_work(tmp_path):
+    from underpainting.data.xray.patches import XRayDataModule
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 10)).astype(np.uint8), "L").save(
+        tmp_path / "x.png"
+    )
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (8, 10, 3)).astype(np.uint8)).save(
+        tmp_path / "v.png"
+    )
+    dm = XRayDataModule(xray=str(tmp_path / "x.png"), visible=str(tmp_path / "v.png"), patch_size=8)
+    with pytest.raises(DataError, match=r"x.png: the X-ray is 10x8 px, too small: .* at least 16 px"):
+        dm.load()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50)).astype(np.uint8), "L").save(
+        tmp_path / "x.png"
+    )
+    with pytest.raises(DataError, match=r"50x40 px, too small: .* at least 64 px .*`data.patch_size`=64"):
+        XRayDataModule(xray=str(tmp_path / "x.png"), visible=str(tmp_path / "v.png")).load()
+
+
 def test_mosaic_plates_are_stitched_and_their_exposures_equalised(tmp_path):
     truth = torch.rand(1, 1, 12, 12)
     truth = torch.nn.functional.interpolate(truth, size=(120, 150), mode="bicubic")[0].clamp(0, 1) * 0.6 + 0.2

@@ -221,11 +221,13 @@ class BadFile:
 def check_image(path: Path, min_size: int = 0) -> str | None:
     """Why `path` cannot be used (None if it can). Checks the size from the header against the pixel limit, then
     fully decodes the file, so truncated JPEGs are caught."""
+    if (problem := link_problem(path)) is not None:
+        return problem
     try:
         with open_image(path) as img:
             img.load()
             size = img.size
-    except DataError as e:  # a broken link, an image over the pixel limit: said by open_image
+    except DataError as e:  # missing, over the pixel limit: said by open_image
         return str(e).removeprefix(f"{path}: ").removeprefix(f"{path} ")
     except Exception as e:  # PIL raises many types for broken files; all mean the same to the user
         return f"not a readable image ({type(e).__name__}: {e})"
