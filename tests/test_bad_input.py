@@ -100,6 +100,14 @@ def _metrics(gen: Callable[[Path], None], *extra: str) -> Callable[[Path], list[
     return make
 
 
+def _segments(d: Path) -> Path:
+    """A landscape_segments layout (images/, labels/) whose index.csv is Latin-1, not UTF-8."""
+    bad.photo(d / "seg" / "images" / "a.png")
+    bad.grey16(d / "seg" / "labels" / "a.png", (40, 32))
+    bad.latin1(d / "seg" / "index.csv", "name,source_dataset\na,coco_stuff \u00e9t\u00e9\n")
+    return d / "seg"
+
+
 def _sketches(d: Path, *makers: Callable[[Path], Path]) -> Path:
     """A folder of sketches a.png, b.png ... made by `makers`."""
     for i, maker in enumerate(makers):
@@ -162,6 +170,11 @@ CASES: dict[str, Case] = {
         "train", lambda d: [*VANGOGH, f"data.root={bad.dataset(d / 'ds')}",
                             f"data.filter={{file:{bad.latin1(d / 'tags.csv')},column:subject,equals:x}}",
                             _run_dir(d)], "error", ("tags.csv", "UTF-8")),
+    "train/segments-index-latin1": Case(
+        "train", lambda d: ["model=pix2pix", "data=landscape_segments", f"data.root={_segments(d)}",
+                            "data.label_source=index", "data.num_workers=0", "logger=none",
+                            "callbacks.progress_bar=null", "print_config=false", _run_dir(d)], "error",
+        ("index.csv", "cannot be read")),
     "train/checkpoint-not-a-checkpoint": Case(
         "train", lambda d: [*TINY, f"ckpt_path={bad.text(d / 'last.ckpt')}", _run_dir(d)], "error", ("last.ckpt",)),
     "train/checkpoint-missing": Case("train", lambda d: [*TINY, f"ckpt_path={d / 'no.ckpt'}", _run_dir(d)],

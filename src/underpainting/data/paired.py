@@ -18,6 +18,7 @@ instance folder is given). Labels are resized with nearest neighbour and cropped
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -130,8 +131,17 @@ def match_pairs(
 
 
 def _index_sources(index_csv: Path) -> dict[str, str]:
-    with open(index_csv, newline="") as f:
-        return {row["name"]: SOURCE_ALIASES[row["source_dataset"]] for row in csv.DictReader(f)}
+    """name -> label space, from the dataset's index.csv (columns name, source_dataset); DataError naming it."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(index_csv.read_text(encoding="utf-8"), newline="")))
+        return {row["name"]: SOURCE_ALIASES[row["source_dataset"]] for row in rows}
+    except (OSError, ValueError) as err:  # ValueError: not UTF-8 text
+        raise DataError(f"{index_csv}: cannot be read as a CSV index ({err})") from None
+    except KeyError as err:
+        raise DataError(
+            f"{index_csv}: every row needs a `name` and a `source_dataset` among {', '.join(SOURCE_ALIASES)} "
+            f"({err} is missing or unknown)"
+        ) from None
 
 
 def landscape_segments_pairs(
