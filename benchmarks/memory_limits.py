@@ -133,7 +133,7 @@ def main() -> None:
         "infer": int(compose_run([], CACHE / "probe", "infer").max_pixels),
         "app": int(compose_run(["+app=default"], CACHE / "probe", "infer").app.max_pixels),
     }
-    ckpt = painter_checkpoint()
+    ckpt = painter_checkpoint(a.ngf)
     print(
         f"CPU: {torch.backends.cpu.get_cpu_capability()}, torch threads {torch.get_num_threads()}; painter {ckpt}"
     )

@@ -275,6 +275,8 @@ CASES: dict[str, Case] = {
                                ("x.png", "10x8", "too small")),
     "xray/separate-colour-xray": Case("xray", _xray_case(lambda d: bad.photo(d / "x.png", (64, 64))), "error",
                                       ("x.png", "colour")),
+    "xray/separate-mismatched-sizes": Case("xray", _xray_case(lambda d: bad.grey(d / "x.png", (64, 64)), (100, 40)),
+                                           "error", ("64x64", "100x40")),
     "xray/separate-missing": Case("xray", lambda d: ["separate", str(d / "no.png"), str(d / "no_photo.png"),
                                                      "--out", str(d / "sep")], "error", ("no.png",)),
     # ------------------------------------------------------------------------------------------------ export
@@ -297,6 +299,9 @@ CASES: dict[str, Case] = {
                                  ("g.pth",)),
     # ------------------------------------------------------------------------------------------------ metrics
     "metrics/ok": Case("metrics", _metrics(_photos), "ok", ("fid",)),
+    "metrics/content-not-paired": Case(
+        "metrics", lambda d: [*_metrics(_photos)(d), "--content", str(bad.photo(d / "content" / "other.png").parent)],
+        "error", ("g0.png", "{d}/content", "name each output after its content image")),
     "metrics/empty-folder": Case("metrics", _metrics(lambda g: None), "error", ("{d}/gen", "no images")),
     "metrics/missing-folder": Case("metrics", lambda d: [str(d / "a"), str(d / "b"), "--feature", "random"],
                                    "error", ("{d}/a",)),

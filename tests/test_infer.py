@@ -149,7 +149,11 @@ def test_on_bad_sketch_error_stops(tmp_path, labels, cyclegan_ckpt):
             "on_bad_sketch=error",
         ],
     )
-    with pytest.raises(DataError, match="c_unknown_colour.png"):
+    with pytest.raises(DataError, match="e_not_an_image.png: cannot be read"):  # its header: before any work
+        run(cfg)
+    assert not (Path(cfg.paths.output_dir) / "c_unknown_colour").exists()
+    (folder / "e_not_an_image.png").unlink()
+    with pytest.raises(DataError, match="c_unknown_colour.png"):  # then the first that fails to decode
         run(cfg)
 
 

@@ -29,6 +29,7 @@ from underpainting.data.canvas import (
 from underpainting.data.images import pixel_limit
 from underpainting.data.labels import LabelSet
 from underpainting.errors import UserError
+from underpainting.runtime.malloc import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,10 @@ class Page:
             progress(done / max(total, 1), desc=name)
 
         progress(0, desc="loading the stages")
-        result = run_job(ids, request, self.stages, self.composer, self.run_root, self.labels, on_stage)
+        try:
+            result = run_job(ids, request, self.stages, self.composer, self.run_root, self.labels, on_stage)
+        finally:
+            release_free_memory()  # the job's buffers back to the system, not kept by this worker thread
         return self.show(result)
 
     def show(self, r: JobResult) -> tuple:
