@@ -82,10 +82,15 @@ def test_a_read_only_checkpoint_folder_says_so_not_the_cleanup(tmp_path, monkeyp
         AtomicCheckpointIO().save_checkpoint({"step": torch.tensor(1)}, tmp_path / "last.ckpt")
 
 
-def test_resume_in_the_same_folder_continues_the_loggers_histories(make_cfg, tmp_path):
+def test_resume_in_the_same_folder_continues_the_loggers_histories(make_cfg, tmp_path, monkeypatch):
     """docs/training.md: resumed in its folder (SLURM requeue), a run keeps the first segment's metrics.csv rows,
     adds TensorBoard events beside the old ones, and logs into the same W&B run (offline here)."""
     import csv
+
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    wandb.finish()  # a run another test left open would be reused by the logger instead of this folder's
 
     logged = RESUME + ["logger=many_loggers", "callbacks.model_checkpoint.every_n_train_steps=4"]
     run(make_cfg(logged + ["trainer.max_steps=8"], "run"))
