@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -11,10 +12,11 @@ import warnings
 
 import pytest
 import torch
+from hydra.errors import InstantiationException
 
 from tests.conftest import ROOT, TINY_CYCLEGAN
 from underpainting.checkpoints import AtomicCheckpointIO
-from underpainting.errors import CheckpointWriteError, ConfigError, UserError
+from underpainting.errors import CheckpointWriteError, ConfigError, UserError, exit_on_user_error, user_error
 from underpainting.train import run
 
 FAST = [*TINY_CYCLEGAN, "callbacks.sample_grid.every_n_steps=0"]
@@ -119,3 +121,64 @@ def test_wandb_goes_offline_by_itself_without_a_key(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "mode offline" in r.stdout
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+@pytest.fixture
+def quiet_root(monkeypatch, caplog):
+    """Only pytest's capture on the root logger (earlier tests' Hydra runs can leave handlers on closed streams)."""
+    monkeypatch.setattr(logging.root, "handlers", [caplog.handler])
+
+
+def _failing(exc: BaseException):
+    @exit_on_user_error
+    def main(code: int = 0) -> int:
+        if code:
+            return code
+        raise exc
+
+    return main
+
+
+def test_entry_point_wrapper_turns_a_user_error_into_one_line_and_exit_1(capsys, caplog, quiet_root):
+    assert _failing(ConfigError("never raised"))(3) == 3  # what the entry point returns passes through
+    for exc in (
+        ConfigError("data.root=x: no such folder"),
+        InstantiationException("Error in call to target 'X'"),  # Hydra's wrapper around a constructor's error
+    ):
+        if isinstance(exc, InstantiationException):
+            exc.__cause__ = ConfigError("data.root=x: no such folder")
+        with pytest.raises(SystemExit) as done:
+            _failing(exc)()
+        assert done.value.code == 1
+        assert capsys.readouterr().err == "error: data.root=x: no such folder\n"  # the cause, not Hydra's
+        assert [r.getMessage() for r in caplog.records] == ["data.root=x: no such folder"]  # the run's log
+        caplog.clear()
+
+
+def test_entry_point_wrapper_lets_other_errors_and_argparse_exits_through(capsys, quiet_root):
+    wrapped = InstantiationException("Error in call to target 'X'")
+    wrapped.__cause__ = TypeError("a bug")
+    for exc in (ValueError("a bug"), wrapped, SystemExit(2)):
+        with pytest.raises(type(exc)) as err:
+            _failing(exc)()
+        assert err.value is exc
+    assert capsys.readouterr().err == ""
+    assert user_error(wrapped) is None and user_error(KeyError("k")) is None
+
+
+def test_entry_point_wrapper_reraises_in_a_multirun_so_the_sweep_records_it(capsys, caplog, quiet_root):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose("train", overrides=["hydra.mode=MULTIRUN"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    exc = InstantiationException("Error in call to target 'X'")
+    exc.__cause__ = ConfigError("model.lambda_A=-1 must be positive")
+    try:
+        with pytest.raises(InstantiationException) as err:
+            _failing(exc)()
+    finally:
+        HydraConfig.instance().cfg = None
+    assert err.value is exc and capsys.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records] == ["model.lambda_A=-1 must be positive"]

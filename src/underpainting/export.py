@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from underpainting.data.labels import LabelSet
-from underpainting.errors import UserError, WeightsError
+from underpainting.errors import UserError, WeightsError, exit_on_user_error
 from underpainting.models.ema import adapt_checkpoint
 
 
@@ -302,6 +302,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
@@ -311,19 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         opts = _parser().parse_args(args)
     except SystemExit as e:  # -h, or a bad flag (argparse has printed why)
         return int(e.code or 0)
-    try:
-        if opts.format == "underpainting":
-            for p in export_generators(opts.checkpoint, opts.out_dir, opts.test_protocol):
-                print(p)
-            return 0
-        written, commands = export_reference(opts.checkpoint, opts.out_dir, opts.format, opts.test_protocol)
-        for p in written:
+    if opts.format == "underpainting":
+        for p in export_generators(opts.checkpoint, opts.out_dir, opts.test_protocol):
             print(p)
-        for c in commands:
-            print(f"reference: {c}")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 0
+    written, commands = export_reference(opts.checkpoint, opts.out_dir, opts.format, opts.test_protocol)
+    for p in written:
+        print(p)
+    for c in commands:
+        print(f"reference: {c}")
     return 0
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import SyntheticLandscapes
-from underpainting.errors import UserError
+from underpainting.errors import UserError, exit_on_user_error
 from underpainting.inference.pipeline import SketchPipeline, SketchResult, list_sketches
 from underpainting.inference.stages import Style
 
@@ -142,14 +142,10 @@ def report(results: list[SketchResult], out_dir: Path) -> str:
     return "\n".join(lines)
 
 
+@exit_on_user_error
 def main(cfg: DictConfig) -> int:
-    """Hydra entry: run, print where the contact sheets are; user errors become one message and exit status 1."""
-    try:
-        results = run(cfg)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        log.error("%s", e)
-        sys.exit(1)
+    """Hydra entry: run, print where the contact sheets are; exit status 1 when a sketch failed or on a user error."""
+    results = run(cfg)
     text = report(results, Path(cfg.paths.output_dir))
     print(text)
     if not all(r.ok for r in results):

@@ -22,6 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from underpainting.compare.runs import Metric, Run, config_group, differing_keys, find_runs
+from underpainting.errors import DataError
 from underpainting.metrics.protocol import higher_is_better
 
 TASK_TITLES = {"train": "Training runs", "infer": "Inference runs (infer.py / app)"}
@@ -353,7 +354,7 @@ def write_compare(root: str | Path, out: str | Path, title: str | None = None) -
     """Find the runs under `root` and write the page to `out`."""
     runs = find_runs(root)
     if not runs:
-        raise FileNotFoundError(f"no runs under {root} (a run is a folder with .hydra/config.yaml)")
+        raise DataError(f"no runs under {root} (a run is a folder with .hydra/config.yaml)")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(runs, title or f"underpainting: {len(runs)} runs under {root}"))

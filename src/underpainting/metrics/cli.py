@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,9 +16,10 @@ from pathlib import Path
 import torch
 
 from underpainting.data.images import DataError, list_images, load_rgb, pil_to_tensor
+from underpainting.errors import exit_on_user_error
 from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
-from underpainting.metrics.features import FEATURES, MetricWeightsError, build_feature
+from underpainting.metrics.features import FEATURES, build_feature
 from underpainting.metrics.lpips import LPIPSNet
 
 
@@ -111,6 +111,7 @@ def format_result(result: dict) -> str:
     return f"{nums}\n  protocol: {result['protocol']['summary']}"
 
 
+@exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m underpainting.metrics", description=__doc__.splitlines()[0])
     p.add_argument("generated", help="folder of generated images")
@@ -138,21 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", help="write the JSON here")
     a = p.parse_args(argv)
-    try:
-        result = evaluate_folders(
-            a.generated,
-            a.reference,
-            a.content,
-            a.feature,
-            a.weights,
-            None if a.lpips == "none" else a.lpips,
-            a.lpips_weights,
-            a.batch_size,
-            fid_mode=a.fid_mode,
-        )
-    except (DataError, MetricWeightsError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    result = evaluate_folders(
+        a.generated,
+        a.reference,
+        a.content,
+        a.feature,
+        a.weights,
+        None if a.lpips == "none" else a.lpips,
+        a.lpips_weights,
+        a.batch_size,
+        fid_mode=a.fid_mode,
+    )
     print(format_result(result))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
