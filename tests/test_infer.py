@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 from tests.conftest import ROOT, TINY_CYCLEGAN, compose_train
+from tests.seams import seam_gradient_ratio
 from underpainting.data.labels import LabelSet
 from underpainting.errors import DataError, UserError, WeightsError
 from underpainting.infer import main, run
 from underpainting.inference.stages import CycleGANPainting, ProceduralScene, Style
-from underpainting.models.tiling import seam_gradient_ratio, tile_starts
+from underpainting.models.tiling import tile_starts
 from underpainting.train import run as train_run
 
 EXAMPLES = ROOT / "examples" / "sketches"
