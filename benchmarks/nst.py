@@ -166,15 +166,15 @@ def region_stats(image: torch.Tensor, labels: torch.Tensor) -> dict[int, torch.T
 def figure(args) -> None:
     import torch.nn.functional as F
 
-    from underpainting.data.images import tensor_to_pil
+    from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
     from underpainting.data.labels import LabelSet
-    from underpainting.data.nst import NSTProblem, load_image, load_label_map, resize_labels, resize_to_edge
+    from underpainting.data.nst import NSTProblem, load_label_map, resize_labels, resize_to_edge
     from underpainting.data.sheets import labelled_grid
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
-    content = load_image(args.content)
-    style = load_image(args.style)
+    content = pil_to_tensor(load_rgb(args.content))[None]
+    style = pil_to_tensor(load_rgb(args.style))[None]
     c_lab = load_label_map(args.content_labels, labels, tuple(content.shape[-2:]))
     s_lab = load_label_map(args.style_labels, labels, tuple(style.shape[-2:]))
     problem = NSTProblem(content, [style], [1.0], c_lab, [s_lab], labels, {})

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from underpainting.data.doodle import doodle_start, region_colours
 from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.labels import LabelSet
-from underpainting.data.nst import NSTProblem, load_image, load_label_map
+from underpainting.data.nst import NSTProblem, load_label_map
 from underpainting.data.sheets import labelled_grid
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.losses.mrf import MRFStyleLoss
@@ -76,7 +76,7 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
-    style = load_image(args.style)
+    style = pil_to_tensor(load_rgb(args.style))[None]
     style_labels = load_label_map(args.style_labels or args.style.rsplit(".", 1)[0] + "_labels.png", labels,
                                   tuple(style.shape[-2:]))  # fmt: skip
     sketch = load_label_map(args.sketch, labels)

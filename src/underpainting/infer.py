@@ -36,9 +36,10 @@ def load_style(cfg: DictConfig, labels: LabelSet) -> Style:
     """The style painting and its label map from `style.*`; without a painting, a synthetic Van Gogh-like one."""
     s = cfg.style
     if s.get("painting"):
-        from underpainting.data.nst import load_image, load_label_map
+        from underpainting.data.images import load_rgb, pil_to_tensor
+        from underpainting.data.nst import load_label_map
 
-        image = load_image(s.painting)
+        image = pil_to_tensor(load_rgb(s.painting))[None]
         if not s.get("labels"):
             raise UserError(
                 f"`style.painting`={s.painting} needs its label map for semantic transfer: set `style.labels` "

@@ -51,7 +51,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image file as 8-bit RGB, raising DataError that names the file when it cannot be read."""
+    """The project's one image loader: a file as 8-bit RGB (`pil_to_tensor` for a tensor), or a DataError that names
+    the file when it is missing or cannot be read."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"image {path} does not exist; check the path")
     try:
         with Image.open(path) as img:
             img.load()

@@ -229,9 +229,10 @@ class GeneratorScene:
                 raise UserError(
                     f"`stage1.style_image` needs a SPADE checkpoint with the style encoder; {self.checkpoint} has none"
                 )
-            from underpainting.data.nst import load_image
+            from underpainting.data.images import load_rgb, pil_to_tensor
 
-            self.style_z, _ = self.module.encode_style(load_image(self.style_image).to(device))
+            style = pil_to_tensor(load_rgb(self.style_image))[None]
+            self.style_z, _ = self.module.encode_style(style.to(device))
         self(
             _probe_labels(labels, self.G.crop_size[0] if self.encoder is not None else 64)[0], Style()
         )  # checked
