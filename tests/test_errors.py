@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import subprocess
@@ -123,12 +122,6 @@ def test_wandb_goes_offline_by_itself_without_a_key(tmp_path):
     assert list((tmp_path / "wandb").glob("offline-run-*"))
 
 
-@pytest.fixture
-def quiet_root(monkeypatch, caplog):
-    """Only pytest's capture on the root logger (earlier tests' Hydra runs can leave handlers on closed streams)."""
-    monkeypatch.setattr(logging.root, "handlers", [caplog.handler])
-
-
 def _failing(exc: BaseException):
     @exit_on_user_error
     def main(code: int = 0) -> int:
@@ -139,7 +132,7 @@ def _failing(exc: BaseException):
     return main
 
 
-def test_entry_point_wrapper_turns_a_user_error_into_one_line_and_exit_1(capsys, caplog, quiet_root):
+def test_entry_point_wrapper_turns_a_user_error_into_one_line_and_exit_1(capsys, caplog):
     assert _failing(ConfigError("never raised"))(3) == 3  # what the entry point returns passes through
     for exc in (
         ConfigError("data.root=x: no such folder"),
@@ -155,7 +148,7 @@ def test_entry_point_wrapper_turns_a_user_error_into_one_line_and_exit_1(capsys,
         caplog.clear()
 
 
-def test_entry_point_wrapper_lets_other_errors_and_argparse_exits_through(capsys, quiet_root):
+def test_entry_point_wrapper_lets_other_errors_and_argparse_exits_through(capsys):
     wrapped = InstantiationException("Error in call to target 'X'")
     wrapped.__cause__ = TypeError("a bug")
     for exc in (ValueError("a bug"), wrapped, SystemExit(2)):
@@ -166,7 +159,7 @@ def test_entry_point_wrapper_lets_other_errors_and_argparse_exits_through(capsys
     assert user_error(wrapped) is None and user_error(KeyError("k")) is None
 
 
-def test_entry_point_wrapper_reraises_in_a_multirun_so_the_sweep_records_it(capsys, caplog, quiet_root):
+def test_entry_point_wrapper_reraises_in_a_multirun_so_the_sweep_records_it(capsys, caplog):
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
