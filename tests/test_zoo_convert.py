@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from tests.conftest import TINY_CYCLEGAN, compose_train
+from underpainting.checkpoints import build_model, load_exported
 from underpainting.errors import UserError, WeightsError
-from underpainting.export import build_model, export_generators, export_reference
-from underpainting.export import load_generator as load_exported
+from underpainting.export import export_generators, export_reference
 from underpainting.export import main as export_main
 from underpainting.infer import run as infer_run
 from underpainting.inference.stages import CycleGANPainting, GeneratorScene, Style
