@@ -1,8 +1,8 @@
-"""Rebuilding trained networks from checkpoints, safely (`weights_only=True`), and exporting generators alone.
+"""Exporting a trained model's generators alone, for `infer.py` or as the reference code's files.
 
 Every checkpoint written by `train.py` carries its resolved config (`underpainting_config`), so a generator can be
 rebuilt without the command line that trained it: `python -m underpainting.export <ckpt> [out_dir]` writes one
-small file per generator (e.g. `G_BA.pt`, photo -> painting) that `load_generator` reads back.
+small file per generator (e.g. `G_BA.pt`, photo -> painting) that `checkpoints.load_exported` reads back.
 
 `--format junyanz` (CycleGAN, pix2pix) or `--format nvlabs` (SPADE) writes them instead as the reference code's
 `latest_net_G*.pth`, which its `test.py` loads, and prints that command. `--test-protocol paper|eval` records how
@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
-import lightning.pytorch as pl
-import torch
-from hydra.utils import instantiate
 from torch import nn
 
+<<<<<<< HEAD
 from underpainting.data.labels import LabelSet
 from underpainting.errors import UserError, WeightsError, exit_on_user_error
 from underpainting.models.ema import adapt_checkpoint
@@ -202,6 +199,11 @@ def check_run_checkpoint(
         else "Use the model settings it was trained with."
     )
     raise WeightsError(f"`{key}`={path} does not fit the configured networks: {'; '.join(parts)}. {fix}")
+=======
+from underpainting.checkpoints import build_model, write
+from underpainting.errors import UserError
+from underpainting.zoo import junyanz, nvlabs
+>>>>>>> ckpt
 
 
 def exportable_names(model: nn.Module) -> tuple[str, ...]:
@@ -222,7 +224,6 @@ def export_generators(
     """Write each of the model's `exportable` networks as {name, config, labels, state_dict[, test_protocol]}."""
     model, cfg = build_model(path)
     out_dir = Path(out_dir) if out_dir is not None else Path(path).parent.parent / "export"
-    out_dir.mkdir(parents=True, exist_ok=True)
     protocol = _protocol(model, test_protocol)
     written = []
     for name in exportable_names(model):
@@ -234,9 +235,7 @@ def export_generators(
             "state_dict": net.state_dict(),
             **({"test_protocol": protocol} if protocol else {}),
         }
-        dest = out_dir / f"{name}.pt"
-        torch.save(payload, dest)
-        written.append(dest)
+        written.append(write(payload, out_dir / f"{name}.pt"))
     return written
 
 
@@ -252,14 +251,11 @@ def export_reference(
 ) -> tuple[list[Path], list[str]]:
     """Write the generators as the reference's `save_networks` would (`<out_dir>/<fmt>/latest_net_G*.pth`), and
     return the files and the reference `test.py` commands that load them."""
-    from underpainting.zoo import junyanz, nvlabs
-
     if fmt not in ("junyanz", "nvlabs"):
         raise UserError(f"--format must be underpainting, junyanz or nvlabs, got {fmt!r}")
     model, _ = build_model(path)
     base = Path(out_dir) if out_dir is not None else Path(path).parent.parent / "export"
     dest_dir = base / fmt
-    dest_dir.mkdir(parents=True, exist_ok=True)
     eval_mode = _protocol(model, test_protocol) == "eval"
     written, commands = [], []
     for name in (n for n in exportable_names(model) if n in REFERENCE_NAMES):
@@ -275,20 +271,8 @@ def export_reference(
             )
             state = nvlabs.to_reference(net)
             commands.append(nvlabs.reference_command(options, str(base), fmt))
-        dest = dest_dir / f"latest_net_{ref}.pth"
-        torch.save(state, dest)
-        written.append(dest)
+        written.append(write(state, dest_dir / f"latest_net_{ref}.pth"))
     return written, commands
-
-
-def load_generator(path: str | Path) -> tuple[nn.Module, dict]:
-    """A network written by `export_generators`, in eval mode, and its payload (config, labels)."""
-    payload = load_checkpoint(path)
-    if "config" not in payload or "state_dict" not in payload:
-        raise WeightsError(
-            f"{path} is not an exported generator; export one with `python -m underpainting.export`"
-        )
-    return _with_weights(instantiate(payload["config"]), payload["state_dict"], path), payload
 
 
 def _parser() -> argparse.ArgumentParser:

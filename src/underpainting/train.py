@@ -10,11 +10,10 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from underpainting.checkpoints import remove_stale_temp_files
+from underpainting.checkpoints import check_run_checkpoint, remove_stale_temp_files
 from underpainting.config.checks import build, check_types
 from underpainting.config.tree import print_config_tree
 from underpainting.errors import ConfigError, exit_on_user_error
-from underpainting.export import check_run_checkpoint
 from underpainting.runtime.distributed import leave_process_group_at_exit
 from underpainting.runtime.precision import warn_if_emulated
 from underpainting.runtime.quiet import quiet

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from underpainting.checkpoints import load_exported, load_trained, read, suggest_checkpoints
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
 from underpainting.errors import UserError, WeightsError
-from underpainting.export import build_model, check_labels, load_checkpoint
 from underpainting.models.pix2pix import protocol_mode
 from underpainting.models.tiling import run_large
 
@@ -41,32 +40,6 @@ class Style:
 
 
 # ------------------------------------------------------------------------------------------- checkpoint loading
-def _short_target(target: str) -> str:
-    return target.rsplit(".", 1)[-1]
-
-
-def suggest_checkpoints(
-    targets: Sequence[str], root: Path = Path("outputs/train"), limit: int = 3
-) -> list[Path]:
-    """The newest `last.ckpt` files under `root` whose embedded model is one of `targets` (for error messages)."""
-    if not root.is_dir():
-        return []
-    found = []
-    for p in sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)[
-        :20
-    ]:
-        try:  # mmap: only the embedded config is read, not the weights
-            ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-            target = ckpt.get("underpainting_config", {}).get("model", {}).get("_target_", "")
-        except Exception:  # an unreadable checkpoint is simply not suggested
-            continue
-        if target in targets:
-            found.append(p)
-        if len(found) >= limit:
-            break
-    return found
-
-
 def missing_checkpoint_error(
     key: str, train_command: str, targets: Sequence[str], published: str = ""
 ) -> UserError:
@@ -83,26 +56,6 @@ def find_published(checkpoint: str, source: str, options: dict | None, download:
     from underpainting.zoo import find_published as find
 
     return find(checkpoint, source, download, **dict(options or {}))
-
-
-def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels: LabelSet) -> nn.Module:
-    """A training checkpoint's LightningModule (weights_only load), after checking its model class and labels."""
-    path = Path(path)
-    ckpt = load_checkpoint(path)
-    cfg = ckpt.get("underpainting_config")
-    if cfg is None:
-        raise WeightsError(
-            f"{path} (`{key}`) was not written by underpainting's train.py (no embedded config)"
-        )
-    target = cfg.get("model", {}).get("_target_", "?")
-    if target not in targets:
-        raise WeightsError(
-            f"`{key}`={path} holds a {_short_target(target)} checkpoint ({target}), but this stage needs "
-            f"{' or '.join(targets)}; pass a checkpoint of that model or choose the stage that fits it"
-        )
-    check_labels(cfg.get("labels"), labels, path)
-    model, _ = build_model(path)
-    return model
 
 
 def check_output(image: torch.Tensor, source: str, what: str) -> torch.Tensor:
@@ -215,7 +168,7 @@ class GeneratorScene:
 
             self.module = published_scene(pub, labels, self.targets, self.key).to(device)
         else:
-            self.module = load_stage_module(self.checkpoint, self.key, self.targets, labels).to(device)
+            self.module = load_trained(self.checkpoint, self.targets, labels, self.key).to(device)
         self.protocol = self.test_protocol or getattr(self.module.hparams, "test_protocol", "eval")
         if getattr(self.module.hparams, "use_instance", False):
             raise WeightsError(
@@ -315,13 +268,13 @@ class CycleGANPainting:
             raise missing_checkpoint_error(self.key, self.train_command, self.TARGETS, published)
         path = Path(self.checkpoint)
         pub = find_published(self.checkpoint, self.source, self.options, self.download)
-        payload = load_checkpoint(path) if pub is None else {}
+        payload = read(path) if pub is None else {}
         if pub is not None:
             if pub.source != "junyanz":
                 raise WeightsError(f"`{self.key}`={path} is a {pub.source} generator, not a CycleGAN painter")
             self.net = pub.net
         elif "underpainting_config" in payload:
-            module = load_stage_module(path, self.key, self.TARGETS, labels)
+            module = load_trained(path, self.TARGETS, labels, self.key)
             if not hasattr(module, self.generator):
                 raise WeightsError(f"{path} has no network {self.generator!r}; it has {module.exportable}")
             self.net = getattr(module, self.generator)
@@ -331,9 +284,7 @@ class CycleGANPainting:
                     f"`{self.key}`={path} is the exported {payload['name']} network, but this stage needs "
                     f"{self.generator} (photo -> painting); export it with `python -m underpainting.export <ckpt>`"
                 )
-            from underpainting.export import load_generator
-
-            self.net, _ = load_generator(path)
+            self.net, _ = load_exported(path)
         else:
             raise WeightsError(
                 f"`{self.key}`={path} is neither a train.py checkpoint nor an exported generator"
