@@ -3,8 +3,8 @@
 Stage 1 (sketch -> scene): `GeneratorScene` (a trained SPADE or pix2pix checkpoint, or a published one read by
 `underpainting.zoo`) or `ProceduralScene` (the synthetic renderer, no learned model, labelled as such on every
 sheet).
-Stage 2 (scene -> painting): `CycleGANPainting` (photo -> painting generator) and `NSTPainting` (semantic style
-transfer guided by the sketch and the style painting's label map).
+Stage 2 (scene -> painting): `CycleGANPainting` (photo -> painting generator); the stages that optimise an image
+(NST, the doodle) are in `inference/painting.py`.
 
 Stages are cheap to construct; `setup(labels, device)` loads checkpoints and checks them against the config, so a
 missing or mismatched checkpoint is reported before any sketch is processed.
@@ -306,54 +306,3 @@ class CycleGANPainting:
                         stats_max_side=self.stats_max_side)  # fmt: skip
         check_output(out, self.checkpoint, "painting")
         return _resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1)
-
-
-class NSTPainting:
-    """Stage 2: semantic neural style transfer (Gatys et al. 2017, Sec. 4) of the scene towards the style painting,
-    with the sketch's label map as the content guide and the style painting's label map as the style guide;
-    coarse to fine (Sec. 6) over `pyramid` levels whose `edge` is a fraction (<= 1) of the scene's long side or px.
-
-    `module` is a partial `NeuralStyleTransfer` (its VGG weights, layers and loss weights come from the config).
-    """
-
-    uses_style = True  # the contact sheet shows the style painting
-
-    def __init__(self, module, pyramid: Sequence[dict], name: str = "nst", semantic: bool = True) -> None:
-        self.module_factory, self.name, self.semantic = module, name, semantic
-        self.pyramid = [dict(p) for p in pyramid]
-
-    def setup(self, labels: LabelSet, device: torch.device) -> None:
-        self.labels, self.device = labels, device
-        self.module = self.module_factory(semantic=self.semantic).to(device)
-
-    def levels(self, h: int, w: int) -> list[dict[str, int]]:
-        long_side, out = max(h, w), []
-        for p in self.pyramid:
-            e = float(p["edge"])
-            edge = min(long_side, round(e * long_side) if e <= 1 else int(e))
-            if out and out[-1]["edge"] == edge:
-                out[-1]["steps"] += int(p["steps"])
-            else:
-                out.append({"edge": max(16, edge), "steps": int(p["steps"])})
-        return out
-
-    def __call__(self, scene: torch.Tensor, labels: torch.Tensor, style: Style) -> torch.Tensor:
-        from underpainting.data.nst import NSTProblem
-
-        if style.image is None:
-            raise UserError("NST needs a style painting: set `style.painting` (and `style.labels`)")
-        problem = NSTProblem(
-            content=scene[None].float(),
-            styles=[style.image.float()],
-            content_labels=labels[None] if self.semantic else None,
-            style_labels=[style.labels] if self.semantic else [],
-            labels=self.labels,
-            names={"style": style.name},
-        )
-        h, w = scene.shape[-2:]
-        with torch.enable_grad():
-            self.module.attach(problem, self.levels(h, w))
-            out = self.module.optimise()[0].cpu()
-        if out.shape[-2:] != (h, w):
-            out = F.interpolate(out[None], size=(h, w), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
-        return out
