@@ -33,14 +33,19 @@ def lbfgs():
     )
 
 
-def make_module(semantic: bool, arch: str = "vgg19", weights: str = "random", steps: int = 1, **kw):
+def make_module(
+    semantic: bool, arch: str = "vgg19", weights: str = "random", objective: dict | None = None, **kw
+):
+    """The module with `objective`'s `NSTObjective` settings (defaults: the config's) and `kw` the module's."""
     from underpainting.features.vgg import VGGFeatures
+    from underpainting.models.losses.nst import NSTObjective
     from underpainting.models.nst import NeuralStyleTransfer
 
     vgg = functools.partial(VGGFeatures, arch=arch, weights=weights, pooling="avg")
+    terms = functools.partial(NSTObjective, **(objective or {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs(), semantic=semantic, **kw)
+        return NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs(), objective=terms, semantic=semantic, **kw)
 
 
 def synthetic_problem(size: int):
@@ -182,8 +187,9 @@ def figure(args) -> None:
     results, log = {}, {}
     for semantic in (False, True):
         m = make_module(
-            semantic, arch=args.arch, weights=args.weights, guide_mode=args.guide_mode, colour=args.colour
-        ).to(device)
+            semantic, arch=args.arch, weights=args.weights, objective={"guide_mode": args.guide_mode},
+            colour=args.colour,
+        ).to(device)  # fmt: skip
         m.attach(problem, pyramid)
         t0 = time.perf_counter()
         out = m.optimise()

@@ -31,6 +31,7 @@ from underpainting.data.nst import NSTProblem, load_label_map
 from underpainting.data.sheets import labelled_grid
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.losses.mrf import MRFStyleLoss
+from underpainting.models.losses.nst import NSTObjective
 from underpainting.models.nst import NeuralStyleTransfer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,9 +101,11 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kw = dict(METHODS[name])
-            mrf = functools.partial(MRFStyleLoss, **kw.pop("mrf", {}))
-            m = NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs, content_weight=0.0, tv_weight=args.tv, init="content",
-                                    mrf=mrf, **kw)  # fmt: skip
+            semantic, mrf = kw.pop("semantic"), functools.partial(MRFStyleLoss, **kw.pop("mrf", {}))
+            objective = functools.partial(NSTObjective, content_weight=0.0, tv_weight=args.tv, mrf=mrf, **kw)
+            m = NeuralStyleTransfer(
+                vgg=vgg, optimizer=lbfgs, objective=objective, semantic=semantic, init="content"
+            )
         m.attach(NSTProblem(start, [style], [1.0], sketch, [style_labels], labels), pyramid)
         t0 = time.perf_counter()
         results[name] = m.optimise()

@@ -232,7 +232,7 @@ def test_nst_stage_runs_on_a_sketch(tmp_path, cyclegan_ckpt):
             f"stage2.cyclegan.checkpoint={cyclegan_ckpt}",
             "stage2.nst.module.vgg.weights=random",
             "stage2.nst.module.vgg.arch=vgg16",
-            "stage2.nst.module.style_layers=[relu1_1,relu2_1]",
+            "stage2.nst.module.objective.style_layers=[relu1_1,relu2_1]",
             "stage2.nst.pyramid=[{edge:32,steps:2},{edge:64,steps:1}]",
             "style.synthetic_size=64",
             "logger=tensorboard",  # sheets go to the same dashboards as training runs

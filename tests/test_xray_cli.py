@@ -134,7 +134,7 @@ def test_infer_nst_xray_stage_keeps_the_hidden_composition(case, tmp_path):
     xray = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(2))
     xray = torch.nn.functional.interpolate(xray, size=(h, w), mode="bicubic")[0].clamp(0, 1)
     Image.fromarray((xray[0].numpy() * 255).astype(np.uint8), "L").save(tmp_path / "hidden.png")
-    common = ["module.vgg.weights=random", "module.vgg.arch=vgg16", "module.style_layers=[relu1_1,relu2_1]",
+    common = ["module.vgg.weights=random", "module.vgg.arch=vgg16", "module.objective.style_layers=[relu1_1,relu2_1]",
               "pyramid=[{edge:32,steps:2},{edge:64,steps:2}]"]  # fmt: skip
     stage = [f"stage2.{s}.{o}" for s in ("nst", "nst_xray") for o in common]
     cfg = compose_train(["progress=false", f"input={sketch}", "infer/stage1=procedural", "infer/stage2=[nst,nst_xray]",
