@@ -38,7 +38,8 @@ def test_wrong_type_names_the_key(make_cfg):
 def test_every_shipped_config_passes_the_type_check(make_cfg):
     from underpainting.config.checks import check_types
 
-    for exp in ("quickstart", "spade_quickstart", "pix2pix_quickstart", "nst_quickstart", "nst_semantic"):
+    gans = ("quickstart", "spade_quickstart", "pix2pix_quickstart")
+    for exp in (*gans, "nst_quickstart", "nst_semantic", "doodle"):
         check_types(
             make_cfg(
                 [f"experiment={exp}", "trainer=gpu", "callbacks=[default,metrics]", "logger=many_loggers"]
@@ -56,6 +57,18 @@ def test_experiment_for_synthetic_data_says_so(make_cfg, tmp_path):
     msg = str(err.value)
     assert msg.startswith("`data.image_size` is not a setting of VanGoghLandscapes (data=vangogh_landscapes)")
     assert "experiment=quickstart, which is made for data=synthetic only" in msg
+
+
+def test_nst_objective_keys_are_named_under_their_own_node(make_cfg):
+    """The objective is a `_partial_` child that the module calls: a wrong value or a misspelt key is named with its
+    full key and the class it belongs to (a key of a partial child used to be blamed on NeuralStyleTransfer)."""
+    nst = ["experiment=nst_quickstart", "logger=none", "callbacks.progress_bar=null"]
+    with pytest.raises(ConfigError, match=r"objective.style_weight='heavy' is not valid: NSTObjective takes"):
+        _run(make_cfg([*nst, "model.objective.style_weight=heavy"]))
+    with pytest.raises(ConfigError, match=r"^`model.objective.stye_weight` is not a setting of NSTObjective"):
+        _run(make_cfg([*nst, "+model.objective.stye_weight=1e3"]))
+    with pytest.raises(ConfigError, match=r"^`model.objective.mrf.patch` is not a setting of MRFStyleLoss"):
+        _run(make_cfg([*nst, "model.objective.style_loss=mrf", "+model.objective.mrf.patch=3"]))
 
 
 def test_nst_model_without_nst_data_says_to_add_it(make_cfg):
