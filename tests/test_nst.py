@@ -230,6 +230,26 @@ def test_datamodule_yields_one_item_per_step_and_clear_errors(tmp_path):
         NSTDataModule(content=str(tmp_path / "missing.jpg"), style="x.jpg").setup()
 
 
+def test_the_result_is_written_by_a_callback_with_the_config_it_is_given(tmp_path):
+    """`train.py` hands the resolved config to `SaveResult`; the module never looks for it among the callbacks."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from underpainting.callbacks.result import SaveResult
+
+    m = make()
+    m.attach(synthetic(32), [{"edge": 24, "steps": 1}])
+    m.optimise()
+    trainer = SimpleNamespace(is_global_zero=True, default_root_dir=str(tmp_path))
+    SaveResult({"data": {"pyramid": [{"edge": 24, "steps": 1}]}}).on_train_end(trainer, m)
+    saved = yaml.safe_load((tmp_path / "nst" / "final.yaml").read_text())
+    assert saved["data"]["pyramid"][0]["edge"] == 24 and saved["nst_result"]["size"] == [24, 24]
+    assert np.asarray(Image.open(tmp_path / "nst" / "final.png")).shape == (24, 24, 3)
+    bare = m.save_result(tmp_path / "bare")  # no config: the module's own hyperparameters
+    assert yaml.safe_load(bare.with_suffix(".yaml").read_text())["model"]["semantic"] is False
+
+
 TINY_NST = [
     "experiment=nst_quickstart",
     "data.synthetic.size=32",

@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from underpainting.callbacks.result import SaveResult
 from underpainting.checkpoints import check_run_checkpoint, remove_stale_temp_files
 from underpainting.config.checks import build, check_types
 from underpainting.config.tree import print_config_tree
@@ -85,9 +86,11 @@ def run(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None = None) -> di
     datamodule = build(cfg.data, "data")
     model = build(cfg.model, "model")
     ckpt_path = _checked_ckpt_path(cfg, model)
+    embed = EmbedConfig(cfg)
     callbacks = [
         *_instantiate_group(cfg.get("callbacks"), "callbacks"),
-        EmbedConfig(cfg),
+        embed,
+        SaveResult(embed.config),  # NST / doodle: the final image with this config beside it
         *(extra_callbacks or []),
     ]
     loggers = _instantiate_group(cfg.get("logger"), "logger")

@@ -305,28 +305,17 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         )
         return {"generated": out, "reference": style.clamp(-1, 1), "source": self._level_images["content"]}
 
-    def save_result(self, directory: str | Path, config: Mapping | None = None, name: str = "final") -> Path:
-        """Write the result at full resolution as `<name>.png` and, if given, the resolved config as `<name>.yaml`."""
-        directory = Path(directory)
+    def save_result(self, run_dir: str | Path, config: Mapping | None = None) -> Path:
+        """Write the result at full resolution as `<run_dir>/nst/final.png` and beside it `final.yaml`: `config`
+        (the resolved run config; None: this module's hyperparameters) with the final losses and size."""
+        directory = Path(run_dir) / "nst"
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{name}.png"
+        path = directory / "final.png"
         tensor_to_pil(self.output()[0]).save(path)
-        if config is not None:
-            (directory / f"{name}.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+        config = dict(config) if config is not None else {"model": dict(self.hparams)}
+        config["nst_result"] = {"losses": self.last_losses, "size": list(self.image.shape[-2:])}
+        (directory / "final.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         return path
-
-    def on_train_end(self) -> None:
-        if not self.trainer.is_global_zero:
-            return
-        config = None
-        for cb in self.trainer.callbacks:
-            if hasattr(cb, "config") and isinstance(cb.config, dict):
-                config = cb.config  # train.EmbedConfig: the whole resolved run config
-        if config is None:
-            config = {"model": dict(self.hparams)}
-        config = {**config, "nst_result": {"losses": self.last_losses, "size": list(self.image.shape[-2:])}}
-        path = self.save_result(Path(self.trainer.default_root_dir) / "nst", config)
-        log.info("NST result: %s", path)
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
