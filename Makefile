@@ -17,9 +17,11 @@ install: $(VENV)/.installed
 demo: install
 	WANDB_MODE=$${WANDB_MODE:-offline} PATH=$(abspath $(VENV))/bin:$$PATH bash scripts/demo.sh
 
-# One intra-op thread unless OMP_NUM_THREADS says otherwise (stable timings; tests/conftest.py); -rs: skip reasons.
+# The import layers first (import-linter's contracts in pyproject.toml, docs/architecture.md): a wrong-way import
+# fails here. Then one intra-op thread unless OMP_NUM_THREADS says otherwise (stable timings; tests/conftest.py);
+# -rs: skip reasons.
 test: install
-	WANDB_MODE=offline OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/lint-imports --no-cache && WANDB_MODE=offline OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks scripts train.py infer.py

@@ -46,6 +46,7 @@ def one(size: int, variant: str, steps: int, warmup: int, device: str) -> dict:
     from underpainting.data.synthetic import SyntheticLandscapes
     from underpainting.features.vgg import VGGFeatures
     from underpainting.models.losses.mrf import MRFStyleLoss
+    from underpainting.models.losses.nst import NSTObjective
     from underpainting.models.nst import NeuralStyleTransfer
 
     labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
@@ -59,10 +60,11 @@ def one(size: int, variant: str, steps: int, warmup: int, device: str) -> dict:
     )
     lbfgs = functools.partial(torch.optim.LBFGS, lr=1.0, max_iter=1, history_size=100, tolerance_grad=0.0,
                               tolerance_change=0.0)  # fmt: skip
+    objective = functools.partial(NSTObjective, content_weight=0.0, mrf=mrf, tv_weight=1e4, **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
         m = NeuralStyleTransfer(vgg=functools.partial(VGGFeatures, weights="random", pooling="avg"), optimizer=lbfgs,
-                                semantic=True, content_weight=0.0, mrf=mrf, tv_weight=1e4, **kw).to(device)  # fmt: skip
+                                objective=objective, semantic=True).to(device)  # fmt: skip
     m.attach(problem, [{"edge": size, "steps": warmup + steps}])
     opt = m.configure_optimizers()
     cuda = device.startswith("cuda")

@@ -33,14 +33,19 @@ def lbfgs():
     )
 
 
-def make_module(semantic: bool, arch: str = "vgg19", weights: str = "random", steps: int = 1, **kw):
+def make_module(
+    semantic: bool, arch: str = "vgg19", weights: str = "random", objective: dict | None = None, **kw
+):
+    """The module with `objective`'s `NSTObjective` settings (defaults: the config's) and `kw` the module's."""
     from underpainting.features.vgg import VGGFeatures
+    from underpainting.models.losses.nst import NSTObjective
     from underpainting.models.nst import NeuralStyleTransfer
 
     vgg = functools.partial(VGGFeatures, arch=arch, weights=weights, pooling="avg")
+    terms = functools.partial(NSTObjective, **(objective or {}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs(), semantic=semantic, **kw)
+        return NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs(), objective=terms, semantic=semantic, **kw)
 
 
 def synthetic_problem(size: int):
@@ -166,15 +171,15 @@ def region_stats(image: torch.Tensor, labels: torch.Tensor) -> dict[int, torch.T
 def figure(args) -> None:
     import torch.nn.functional as F
 
-    from underpainting.data.images import tensor_to_pil
+    from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
     from underpainting.data.labels import LabelSet
-    from underpainting.data.nst import NSTProblem, load_image, load_label_map, resize_labels, resize_to_edge
+    from underpainting.data.nst import NSTProblem, load_label_map, resize_labels, resize_to_edge
     from underpainting.data.sheets import labelled_grid
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
-    content = load_image(args.content)
-    style = load_image(args.style)
+    content = pil_to_tensor(load_rgb(args.content))[None]
+    style = pil_to_tensor(load_rgb(args.style))[None]
     c_lab = load_label_map(args.content_labels, labels, tuple(content.shape[-2:]))
     s_lab = load_label_map(args.style_labels, labels, tuple(style.shape[-2:]))
     problem = NSTProblem(content, [style], [1.0], c_lab, [s_lab], labels, {})
@@ -182,8 +187,9 @@ def figure(args) -> None:
     results, log = {}, {}
     for semantic in (False, True):
         m = make_module(
-            semantic, arch=args.arch, weights=args.weights, guide_mode=args.guide_mode, colour=args.colour
-        ).to(device)
+            semantic, arch=args.arch, weights=args.weights, objective={"guide_mode": args.guide_mode},
+            colour=args.colour,
+        ).to(device)  # fmt: skip
         m.attach(problem, pyramid)
         t0 = time.perf_counter()
         out = m.optimise()

@@ -22,7 +22,7 @@ from underpainting.models.networks.resnet import ResnetGenerator
 from underpainting.models.networks.spade import SPADEGenerator
 from underpainting.models.networks.unet import UnetGenerator
 from underpainting.models.pix2pix import run_with_protocol
-from underpainting.zoo import junyanz, load_generator, nvlabs
+from underpainting.zoo import junyanz, load_published, nvlabs
 
 
 def published_files(folder: Path) -> dict[str, tuple[Path, Callable[[], torch.nn.Module]]]:
@@ -64,10 +64,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (path, plain) in published_files(Path(tmp)).items():
-            times = {"reference-style": [], "zoo.load_generator": []}
+            times = {"reference-style": [], "zoo.load_published": []}
             for _ in range(args.rounds):
                 times["reference-style"].append(timed(plain))
-                times["zoo.load_generator"].append(timed(lambda path=path: load_generator(path)))
+                times["zoo.load_published"].append(timed(lambda path=path: load_published(path)))
             base = statistics.median(times["reference-style"])
             for variant, ts in times.items():
                 rows.append((f"load {name}", variant, statistics.median(ts), statistics.median(ts) / base))

@@ -27,10 +27,11 @@ import torch.nn.functional as F
 from underpainting.data.doodle import doodle_start, region_colours
 from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
 from underpainting.data.labels import LabelSet
-from underpainting.data.nst import NSTProblem, load_image, load_label_map
+from underpainting.data.nst import NSTProblem, load_label_map
 from underpainting.data.sheets import labelled_grid
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.losses.mrf import MRFStyleLoss
+from underpainting.models.losses.nst import NSTObjective
 from underpainting.models.nst import NeuralStyleTransfer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     labels = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
-    style = load_image(args.style)
+    style = pil_to_tensor(load_rgb(args.style))[None]
     style_labels = load_label_map(args.style_labels or args.style.rsplit(".", 1)[0] + "_labels.png", labels,
                                   tuple(style.shape[-2:]))  # fmt: skip
     sketch = load_label_map(args.sketch, labels)
@@ -100,9 +101,11 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kw = dict(METHODS[name])
-            mrf = functools.partial(MRFStyleLoss, **kw.pop("mrf", {}))
-            m = NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs, content_weight=0.0, tv_weight=args.tv, init="content",
-                                    mrf=mrf, **kw)  # fmt: skip
+            semantic, mrf = kw.pop("semantic"), functools.partial(MRFStyleLoss, **kw.pop("mrf", {}))
+            objective = functools.partial(NSTObjective, content_weight=0.0, tv_weight=args.tv, mrf=mrf, **kw)
+            m = NeuralStyleTransfer(
+                vgg=vgg, optimizer=lbfgs, objective=objective, semantic=semantic, init="content"
+            )
         m.attach(NSTProblem(start, [style], [1.0], sketch, [style_labels], labels), pyramid)
         t0 = time.perf_counter()
         results[name] = m.optimise()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -85,6 +86,19 @@ def one_thread():
     torch.set_num_threads(SUITE_THREADS)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_log_handlers():
+    """A Hydra app run in a test sets up the root logger (a console handler on that test's captured stdout, a file
+    handler in its run folder): remove what the test added, so that a later test's log lines (an entry point's
+    error line) do not go to a closed capture and print "--- Logging error ---" tracebacks."""
+    before = set(logging.root.handlers)
+    yield
+    for handler in set(logging.root.handlers) - before:
+        if not type(handler).__module__.startswith("_pytest"):
+            logging.root.removeHandler(handler)
+            handler.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -40,7 +40,7 @@ EXAMPLES = ROOT / "examples" / "sketches"
 TINY_DOODLE = [
     "stage2.doodle.module.vgg.weights=random",
     "stage2.doodle.module.vgg.arch=vgg16",
-    "stage2.doodle.module.mrf.layers=[relu2_1]",
+    "stage2.doodle.module.objective.mrf.layers=[relu2_1]",
     "stage2.doodle.pyramid=[{edge:24,steps:2},{edge:48,steps:2}]",
 ]
 NO_DOWNLOAD = ["++stage2.nst.module.vgg.download=false"]  # offline: the missing-weights message, no network

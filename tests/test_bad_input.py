@@ -28,7 +28,7 @@ NST = [
     "progress=false",
     "stage2.nst.module.vgg.weights=random",
     "stage2.nst.module.vgg.arch=vgg16",
-    "stage2.nst.module.style_layers=[relu1_1]",
+    "stage2.nst.module.objective.style_layers=[relu1_1]",
     "stage2.nst.pyramid=[{edge:32,steps:1}]",
 ]
 NST_XRAY = [a.replace("nst", "nst_xray") for a in NST]

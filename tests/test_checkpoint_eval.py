@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from tests.conftest import TINY_CYCLEGAN
+from underpainting.checkpoints import build_model
 from underpainting.errors import ConfigError, WeightsError
-from underpainting.export import build_model
 from underpainting.train import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")

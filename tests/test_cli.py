@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import ROOT, TINY_CYCLEGAN, run_console_script
 from underpainting import cli
 from underpainting.config import compose
+from underpainting.errors import ConfigError
 from underpainting.train import run
 
 
@@ -64,16 +65,22 @@ def test_user_config_folder_adds_options_and_local_overrides_last(tmp_path, monk
     text = capsys.readouterr().out
     assert "run_name: my_attempt" in text and "lambda_A: 7.0" in text and "max_epochs: 3" in text
     monkeypatch.setenv(compose.USER_CONFIG_ENV, str(tmp_path / "typo"))
-    with pytest.raises(SystemExit, match="is not a folder"):
+    with pytest.raises(ConfigError, match="is not a folder"):
         compose.user_config_dir()
+    with pytest.raises(SystemExit) as done:  # the console script: one line, exit 1
+        run_console_script(cli.train, ["experiment=mine"])
+    assert done.value.code == 1
+    assert "error: UNDERPAINTING_CONFIG_DIR=" in capsys.readouterr().err
 
 
 def test_zoo_command_says_when_the_zoo_is_not_installed(capsys, monkeypatch):
     # as in an install without the zoo package, whether or not an earlier test imported it
     monkeypatch.setitem(sys.modules, "underpainting.zoo", None)
     monkeypatch.setitem(sys.modules, "underpainting.zoo.__main__", None)
-    assert cli.zoo() == 2
-    assert "no underpainting.zoo" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        cli.zoo()
+    assert done.value.code == 1
+    assert "error: this installation has no underpainting.zoo" in capsys.readouterr().err
 
 
 def test_fast_dev_run_writes_no_checkpoint(make_cfg, tmp_path):

@@ -273,3 +273,13 @@ def test_page_sorts_filters_and_renders_in_headless_chromium(runs_root, tmp_path
     assert (saturation > 80).mean() > 0.01, "no colourful sample images visible"
     assert ((img == [240, 240, 240]).all(axis=2)).sum() > 500, "no table header visible"
     assert ((img == [216, 245, 208]).all(axis=2)).sum() > 100, "no best value highlighted"
+
+
+def test_a_folder_without_runs_is_one_line_and_exit_1(tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([str(tmp_path), "--out", str(tmp_path / "compare.html")])
+    assert done.value.code == 1 and not (tmp_path / "compare.html").exists()
+    assert (
+        capsys.readouterr().err
+        == f"error: no runs under {tmp_path} (a run is a folder with .hydra/config.yaml)\n"
+    )

@@ -14,8 +14,8 @@ from tests.test_nst import TINY_NST
 from tests.test_pix2pix import TINY_PIX2PIX
 from tests.test_spade_training import TINY_SPADE
 from tests.test_xray_separation import TINY as TINY_XRAY
+from underpainting.checkpoints import build_model
 from underpainting.errors import ConfigError
-from underpainting.export import build_model
 from underpainting.train import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, TINY_CYCLEGAN, RecordLosses
+from underpainting.checkpoints import build_model, load_exported
 from underpainting.errors import WeightsError
-from underpainting.export import build_model, export_generators, load_generator
+from underpainting.export import export_generators
 from underpainting.train import run
 
 
@@ -145,7 +146,7 @@ def test_export_generators_round_trip(trained_run, tmp_path):
     paths = export_generators(ckpt, tmp_path)
     assert sorted(p.name for p in paths) == ["G_AB.pt", "G_BA.pt"]
     model, _ = build_model(ckpt)
-    g, payload = load_generator(tmp_path / "G_BA.pt")
+    g, payload = load_exported(tmp_path / "G_BA.pt")
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert torch.equal(g(x), model.G_BA(x))
     assert payload["labels"]["classes"][9]["name"] == "flower"

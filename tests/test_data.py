@@ -15,12 +15,14 @@ from PIL import Image
 
 from tests.conftest import CONF
 from underpainting.data import download
+from underpainting.data.colour import LUMA, luminance, rgb_to_yiq
 from underpainting.data.images import load_rgb, validate_images
 from underpainting.data.labels import LabelSet
 from underpainting.data.sampling import DrawSampler
 from underpainting.data.synthetic import SCENE_CLASSES, SyntheticLandscapes
 from underpainting.data.transforms import Preprocess
 from underpainting.data.unaligned import SyntheticUnpaired, VanGoghLandscapes
+from underpainting.data.xray.simulator import LeadWhiteResponse
 from underpainting.errors import DataError
 
 LABELS = LabelSet.from_yaml(CONF / "labels" / "landscape.yaml")
@@ -174,6 +176,25 @@ def test_unusual_image_modes_convert_to_rgb(tmp_path, mode, value):
         assert np.asarray(rgb).max() == 255
     if mode == "CMYK":
         assert tuple(np.asarray(rgb)[0, 0]) == pytest.approx((255, 0, 0), abs=3)
+
+
+def test_the_image_loader_names_a_missing_or_unreadable_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(DataError, match=f"image {tmp_path / 'none.png'} does not exist"):
+        load_rgb("~/none.png")  # ~ expanded, as in a config value
+    (tmp_path / "notes.png").write_text("not an image\n")
+    with pytest.raises(DataError, match="notes.png: cannot be read as an image"):
+        load_rgb(tmp_path / "notes.png")
+    _image(tmp_path / "red.png")
+    assert load_rgb("~/red.png").getpixel((0, 0)) == (200, 40, 40)
+
+
+def test_one_luma_for_the_x_ray_and_luminance_only_style_transfer():
+    """BT.601 weights, written once: the X-ray's grey (the reference's rgb2gray) is YIQ's Y of the NST colour code."""
+    x = torch.rand(2, 3, 5, 7) * 2 - 1
+    torch.testing.assert_close(luminance((x + 1) / 2), rgb_to_yiq(x)[:, :1])
+    assert luminance(torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)).item() == pytest.approx(0.299)
+    assert LeadWhiteResponse().weights == LUMA == (0.299, 0.587, 0.114)
 
 
 def _bad_files(folder: Path) -> list[Path]:

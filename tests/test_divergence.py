@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, TINY_CYCLEGAN, RecordLosses
+from underpainting.checkpoints import build_model
 from underpainting.errors import TrainingDiverged, WeightsError
-from underpainting.export import build_model
 from underpainting.train import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -87,7 +87,7 @@ def test_doodle_datamodule_builds_the_problem_and_names_what_is_missing():
 TINY_DOODLE_STAGE = [
     "stage2.doodle.module.vgg.weights=random",
     "stage2.doodle.module.vgg.arch=vgg16",
-    "stage2.doodle.module.mrf.layers=[relu2_1]",
+    "stage2.doodle.module.objective.mrf.layers=[relu2_1]",
     "stage2.doodle.pyramid=[{edge:24,steps:2},{edge:48,steps:2}]",
 ]
 
@@ -131,7 +131,7 @@ def test_train_py_runs_the_doodle_experiment(make_cfg):
     from underpainting.train import run as train_run
 
     cfg = make_cfg([
-        "experiment=doodle", "model.vgg.weights=random", "model.vgg.arch=vgg16", "model.mrf.layers=[relu2_1]",
+        "experiment=doodle", "model.vgg.weights=random", "model.vgg.arch=vgg16", "model.objective.mrf.layers=[relu2_1]",
         "data.pyramid=[{edge: 24, steps: 3}, {edge: 32, steps: 2}]", "logger=csv", "callbacks.progress_bar=null",
         "callbacks.sample_grid.every_n_steps=4", "callbacks.model_checkpoint.every_n_train_steps=5",
     ])  # fmt: skip

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from tests.test_pix2pix import TINY_PIX2PIX
-from underpainting.export import build_model, export_generators, load_generator
+from underpainting.checkpoints import build_model, load_exported
+from underpainting.export import export_generators
 from underpainting.models.ema import GeneratorEMA, adapt_checkpoint
 from underpainting.models.spade import class_colour_error
 from underpainting.train import run
@@ -109,7 +110,7 @@ def test_validation_samples_and_export_use_the_averages(make_cfg, tmp_path):
     assert val(averaged, "L1") == pytest.approx(metrics["val/L1"], abs=1e-5), "validation ran on the averages"
     assert abs(val(raw, "L1") - metrics["val/L1"]) > 1e-4, "and the raw weights give another number"
     x = averaged.condition(torch.zeros(1, 32, 32, dtype=torch.long))
-    g, _ = load_generator(export_generators(ckpt, tmp_path / "export")[0])
+    g, _ = load_exported(export_generators(ckpt, tmp_path / "export")[0])
     assert torch.equal(g(x), averaged.G(x)), "export writes the averaged generator"
     state = torch.load(ckpt, weights_only=True)["state_dict"]
     assert not torch.equal(state["G.model.model.0.weight"], state["ema.shadow.G.model.model.0.weight"])

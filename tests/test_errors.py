@@ -11,10 +11,11 @@ import warnings
 
 import pytest
 import torch
+from hydra.errors import InstantiationException
 
 from tests.conftest import ROOT, TINY_CYCLEGAN
 from underpainting.checkpoints import AtomicCheckpointIO
-from underpainting.errors import CheckpointWriteError, ConfigError, UserError
+from underpainting.errors import CheckpointWriteError, ConfigError, UserError, exit_on_user_error, user_error
 from underpainting.train import run
 
 FAST = [*TINY_CYCLEGAN, "callbacks.sample_grid.every_n_steps=0"]
@@ -37,7 +38,8 @@ def test_wrong_type_names_the_key(make_cfg):
 def test_every_shipped_config_passes_the_type_check(make_cfg):
     from underpainting.config.checks import check_types
 
-    for exp in ("quickstart", "spade_quickstart", "pix2pix_quickstart", "nst_quickstart", "nst_semantic"):
+    gans = ("quickstart", "spade_quickstart", "pix2pix_quickstart")
+    for exp in (*gans, "nst_quickstart", "nst_semantic", "doodle"):
         check_types(
             make_cfg(
                 [f"experiment={exp}", "trainer=gpu", "callbacks=[default,metrics]", "logger=many_loggers"]
@@ -55,6 +57,18 @@ def test_experiment_for_synthetic_data_says_so(make_cfg, tmp_path):
     msg = str(err.value)
     assert msg.startswith("`data.image_size` is not a setting of VanGoghLandscapes (data=vangogh_landscapes)")
     assert "experiment=quickstart, which is made for data=synthetic only" in msg
+
+
+def test_nst_objective_keys_are_named_under_their_own_node(make_cfg):
+    """The objective is a `_partial_` child that the module calls: a wrong value or a misspelt key is named with its
+    full key and the class it belongs to (a key of a partial child used to be blamed on NeuralStyleTransfer)."""
+    nst = ["experiment=nst_quickstart", "logger=none", "callbacks.progress_bar=null"]
+    with pytest.raises(ConfigError, match=r"objective.style_weight='heavy' is not valid: NSTObjective takes"):
+        _run(make_cfg([*nst, "model.objective.style_weight=heavy"]))
+    with pytest.raises(ConfigError, match=r"^`model.objective.stye_weight` is not a setting of NSTObjective"):
+        _run(make_cfg([*nst, "+model.objective.stye_weight=1e3"]))
+    with pytest.raises(ConfigError, match=r"^`model.objective.mrf.patch` is not a setting of MRFStyleLoss"):
+        _run(make_cfg([*nst, "model.objective.style_loss=mrf", "+model.objective.mrf.patch=3"]))
 
 
 def test_nst_model_without_nst_data_says_to_add_it(make_cfg):
@@ -119,3 +133,58 @@ def test_wandb_goes_offline_by_itself_without_a_key(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "mode offline" in r.stdout
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def _failing(exc: BaseException):
+    @exit_on_user_error
+    def main(code: int = 0) -> int:
+        if code:
+            return code
+        raise exc
+
+    return main
+
+
+def test_entry_point_wrapper_turns_a_user_error_into_one_line_and_exit_1(capsys, caplog):
+    assert _failing(ConfigError("never raised"))(3) == 3  # what the entry point returns passes through
+    for exc in (
+        ConfigError("data.root=x: no such folder"),
+        InstantiationException("Error in call to target 'X'"),  # Hydra's wrapper around a constructor's error
+    ):
+        if isinstance(exc, InstantiationException):
+            exc.__cause__ = ConfigError("data.root=x: no such folder")
+        with pytest.raises(SystemExit) as done:
+            _failing(exc)()
+        assert done.value.code == 1
+        assert capsys.readouterr().err == "error: data.root=x: no such folder\n"  # the cause, not Hydra's
+        assert [r.getMessage() for r in caplog.records] == ["data.root=x: no such folder"]  # the run's log
+        caplog.clear()
+
+
+def test_entry_point_wrapper_lets_other_errors_and_argparse_exits_through(capsys):
+    wrapped = InstantiationException("Error in call to target 'X'")
+    wrapped.__cause__ = TypeError("a bug")
+    for exc in (ValueError("a bug"), wrapped, SystemExit(2)):
+        with pytest.raises(type(exc)) as err:
+            _failing(exc)()
+        assert err.value is exc
+    assert capsys.readouterr().err == ""
+    assert user_error(wrapped) is None and user_error(KeyError("k")) is None
+
+
+def test_entry_point_wrapper_reraises_in_a_multirun_so_the_sweep_records_it(capsys, caplog):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose("train", overrides=["hydra.mode=MULTIRUN"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    exc = InstantiationException("Error in call to target 'X'")
+    exc.__cause__ = ConfigError("model.lambda_A=-1 must be positive")
+    try:
+        with pytest.raises(InstantiationException) as err:
+            _failing(exc)()
+    finally:
+        HydraConfig.instance().cfg = None
+    assert err.value is exc and capsys.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records] == ["model.lambda_A=-1 must be positive"]

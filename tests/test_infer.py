@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 from tests.conftest import ROOT, TINY_CYCLEGAN, compose_train
+from tests.seams import seam_gradient_ratio
 from underpainting.data.labels import LabelSet
 from underpainting.errors import DataError, UserError, WeightsError
 from underpainting.infer import main, run
 from underpainting.inference.stages import CycleGANPainting, ProceduralScene, Style
-from underpainting.models.tiling import seam_gradient_ratio, tile_starts
+from underpainting.models.tiling import tile_starts
 from underpainting.train import run as train_run
 
 EXAMPLES = ROOT / "examples" / "sketches"
@@ -235,7 +236,7 @@ def test_nst_stage_runs_on_a_sketch(tmp_path, cyclegan_ckpt):
             f"stage2.cyclegan.checkpoint={cyclegan_ckpt}",
             "stage2.nst.module.vgg.weights=random",
             "stage2.nst.module.vgg.arch=vgg16",
-            "stage2.nst.module.style_layers=[relu1_1,relu2_1]",
+            "stage2.nst.module.objective.style_layers=[relu1_1,relu2_1]",
             "stage2.nst.pyramid=[{edge:32,steps:2},{edge:64,steps:1}]",
             "style.synthetic_size=64",
             "logger=tensorboard",  # sheets go to the same dashboards as training runs

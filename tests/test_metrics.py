@@ -203,5 +203,7 @@ def test_cli_writes_json_for_two_folders(tmp_path, capsys):
     assert result["protocol"]["n_generated"] == 5 and not result["protocol"]["standard"]
     assert "protocol: FID/KID with STAND-IN" in capsys.readouterr().out
     # a missing folder is a user error with a message, not a traceback
-    assert metrics_main([str(tmp_path / "nope"), str(tmp_path / "ref"), "--feature", "random"]) == 2
+    with pytest.raises(SystemExit) as done:
+        metrics_main([str(tmp_path / "nope"), str(tmp_path / "ref"), "--feature", "random"])
+    assert done.value.code == 1
     assert "does not exist" in capsys.readouterr().err

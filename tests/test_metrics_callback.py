@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from tests.test_metrics_ddp import Tiny
 from underpainting.callbacks.metrics import MetricsCallback
-from underpainting.metrics import LPIPSNet, RandomFeatures
+from underpainting.metrics import Evaluator, LPIPSNet, RandomFeatures
 
 
 class Learning(Tiny):
@@ -23,11 +23,12 @@ class Learning(Tiny):
         return torch.optim.SGD(self.parameters(), lr=0.5)  # outputs change every epoch, so val/fid does too
 
 
-def _callback(tmp_path, **kw) -> MetricsCallback:
+def _callback(tmp_path, lpips_pairs: str = "reference", artfid: bool = False, **kw) -> MetricsCallback:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lp = LPIPSNet("alex", weights="random")
-    return MetricsCallback(RandomFeatures(num_features=8), lpips=lp, output_dir=str(tmp_path), **kw)
+    evaluator = Evaluator(RandomFeatures(num_features=8), lp, lpips_pairs=lpips_pairs, artfid=artfid)
+    return MetricsCallback(evaluator, output_dir=str(tmp_path), **kw)
 
 
 def _trainer(tmp_path, callbacks, epochs=3) -> pl.Trainer:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from underpainting.callbacks.metrics import MetricsCallback
-from underpainting.metrics import LPIPSNet, RandomFeatures
+from underpainting.metrics import Evaluator, LPIPSNet, RandomFeatures
 
 
 def _data() -> TensorDataset:
@@ -55,7 +55,7 @@ def _callback(tmp_path) -> MetricsCallback:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lp = LPIPSNet("alex", weights="random")
-    return MetricsCallback(RandomFeatures(num_features=16), lpips=lp, output_dir=str(tmp_path))
+    return MetricsCallback(Evaluator(RandomFeatures(num_features=16), lp), output_dir=str(tmp_path))
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from underpainting.data.nst import NSTProblem
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.losses.mrf import MRFStyleLoss, extract_patches, nearest_patches, rotated_and_scaled
+from underpainting.models.losses.nst import NSTObjective
 from underpainting.models.nst import NeuralStyleTransfer
 
 
@@ -154,8 +155,9 @@ def mrf_doodle(semantic: bool, steps: int = 20) -> torch.Tensor:
     mrf = functools.partial(MRFStyleLoss, layers=["relu1_2", "relu2_1"], style_stride=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights
-        m = NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs, content_layers=["relu1_2"], content_weight=0.0,
-                                style_loss="mrf", mrf=mrf, semantic=semantic)  # fmt: skip
+        objective = functools.partial(NSTObjective, content_layers=["relu1_2"], content_weight=0.0, style_loss="mrf",
+                                      mrf=mrf)  # fmt: skip
+        m = NeuralStyleTransfer(vgg=vgg, optimizer=lbfgs, objective=objective, semantic=semantic)
     m.attach(NSTProblem(start, [style], [1.0], doodle, [style_labels], LABELS), [{"edge": S, "steps": steps}])
     return m.optimise()
 
@@ -228,7 +230,10 @@ def test_style_loss_choice_and_the_terms_it_logs():
     problem = two_region_problem(32)
     terms = {}
     for kind in ("gram", "mrf", "both"):
-        m = make(semantic=True, style_loss=kind, mrf=functools.partial(MRFStyleLoss, layers=["relu2_1"]))
+        m = make(
+            semantic=True,
+            objective={"style_loss": kind, "mrf": functools.partial(MRFStyleLoss, layers=["relu2_1"])},
+        )
         m.attach(problem, [{"edge": 32, "steps": 2}])
         m.optimise()
         terms[kind] = set(m.last_losses)
@@ -236,8 +241,8 @@ def test_style_loss_choice_and_the_terms_it_logs():
     assert "mrf" in terms["mrf"] and "style" not in terms["mrf"]
     assert {"style", "mrf"} <= terms["both"]
     with pytest.raises(UserError, match="style_loss"):
-        make(style_loss="patches")
-    missing = make(semantic=True, style_loss="mrf")
+        make(objective={"style_loss": "patches"})
+    missing = make(semantic=True, objective={"style_loss": "mrf"})
     no_labels = NSTProblem(problem.content, problem.styles, [1.0], problem.content_labels, [None], LABELS)
     with pytest.raises(UserError, match="data.style_labels"):
         missing.attach(no_labels, [{"edge": 32, "steps": 1}])

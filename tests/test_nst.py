@@ -13,10 +13,11 @@ import torch
 from PIL import Image
 
 from underpainting.data.colour import rgb_to_yiq
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, one_hot
 from underpainting.data.nst import NSTDataModule, NSTProblem, load_label_map
 from underpainting.errors import DataError, UserError
 from underpainting.features.vgg import VGGFeatures
+from underpainting.models.losses.nst import NSTObjective, semantic_targets
 from underpainting.models.nst import NeuralStyleTransfer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,15 +27,17 @@ LABELS = LabelSet.from_yaml(ROOT / "conf" / "labels" / "landscape.yaml")
 FAST = {"content_layers": ["relu3_1"], "style_layers": ["relu1_1", "relu2_1", "relu3_1"]}
 
 
-def make(weights: str = "random", **kw) -> NeuralStyleTransfer:
+def make(weights: str = "random", objective: dict | None = None, **kw) -> NeuralStyleTransfer:
+    """The module on a small VGG16; `objective`: `NSTObjective` settings over FAST, `kw`: the module's."""
     torch.manual_seed(0)
     vgg = functools.partial(VGGFeatures, arch="vgg16", weights=weights, pooling="avg")
     optimizer = functools.partial(
         torch.optim.LBFGS, lr=1.0, max_iter=1, history_size=100, tolerance_grad=0.0, tolerance_change=0.0
     )
+    terms = functools.partial(NSTObjective, **{**FAST, **(objective or {})})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the random-weights warning
-        return NeuralStyleTransfer(vgg=vgg, optimizer=optimizer, **{**FAST, **kw})
+        return NeuralStyleTransfer(vgg=vgg, optimizer=optimizer, objective=terms, **kw)
 
 
 def synthetic(size: int = 32) -> NSTProblem:
@@ -94,7 +97,7 @@ def test_semantic_control_moves_region_statistics_to_the_matching_style_region(g
     problem = two_region_problem(32)
     results = {}
     for semantic in (False, True):
-        m = make(semantic=semantic, guide_mode=guide_mode, content_weight=1e-3)
+        m = make(semantic=semantic, objective={"guide_mode": guide_mode, "content_weight": 1e-3})
         m.optimizer_factory = functools.partial(torch.optim.Adam, lr=0.05)
         m.attach(problem, [{"edge": 32, "steps": 30}])
         results[semantic] = m.optimise()
@@ -120,6 +123,21 @@ def test_semantic_without_label_maps_is_a_clear_error():
     m = make(semantic=True)
     with pytest.raises(UserError, match="data.content_labels"):
         m.attach(problem, [{"edge": 32, "steps": 1}])
+
+
+def test_label_guides_use_the_one_one_hot_and_refuse_ids_outside_the_label_set():
+    ids = torch.tensor([[[0, 2], [1, 2]]])
+    guides = one_hot(ids, 3)
+    assert guides.shape == (1, 3, 2, 2) and torch.equal(guides.argmax(1), ids)
+    assert torch.all(guides.sum(1) == 1)
+    with pytest.raises(DataError, match=r"\[5\] in a.png outside 0..2"):
+        one_hot(torch.tensor([[[0, 5]]]), 3, paths=["a.png"])
+    # a style label map with an id the label set lacks used to be clamped into the last class without a word
+    feats = [{"relu1_1": torch.rand(1, 4, 8, 8)}]
+    content = torch.zeros(1, 8, 8, dtype=torch.long)
+    style = torch.full((1, 8, 8), 3)
+    with pytest.raises(DataError, match="outside 0..2"):
+        semantic_targets(feats, [1.0], content, [style], ["relu1_1"], "vgg16", "simple", num_classes=3)
 
 
 def test_luminance_only_transfer_keeps_the_content_chroma():
@@ -212,13 +230,33 @@ def test_datamodule_yields_one_item_per_step_and_clear_errors(tmp_path):
         NSTDataModule(content=str(tmp_path / "missing.jpg"), style="x.jpg").setup()
 
 
+def test_the_result_is_written_by_a_callback_with_the_config_it_is_given(tmp_path):
+    """`train.py` hands the resolved config to `SaveResult`; the module never looks for it among the callbacks."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from underpainting.callbacks.result import SaveResult
+
+    m = make()
+    m.attach(synthetic(32), [{"edge": 24, "steps": 1}])
+    m.optimise()
+    trainer = SimpleNamespace(is_global_zero=True, default_root_dir=str(tmp_path))
+    SaveResult({"data": {"pyramid": [{"edge": 24, "steps": 1}]}}).on_train_end(trainer, m)
+    saved = yaml.safe_load((tmp_path / "nst" / "final.yaml").read_text())
+    assert saved["data"]["pyramid"][0]["edge"] == 24 and saved["nst_result"]["size"] == [24, 24]
+    assert np.asarray(Image.open(tmp_path / "nst" / "final.png")).shape == (24, 24, 3)
+    bare = m.save_result(tmp_path / "bare")  # no config: the module's own hyperparameters
+    assert yaml.safe_load(bare.with_suffix(".yaml").read_text())["model"]["semantic"] is False
+
+
 TINY_NST = [
     "experiment=nst_quickstart",
     "data.synthetic.size=32",
     "data.pyramid=[{edge: 24, steps: 4}, {edge: 32, steps: 3}]",
     "model.vgg.arch=vgg16",
-    "model.content_layers=[relu3_1]",
-    "model.style_layers=[relu1_1,relu2_1,relu3_1]",
+    "model.objective.content_layers=[relu3_1]",
+    "model.objective.style_layers=[relu1_1,relu2_1,relu3_1]",
     "logger=csv",
     "callbacks.progress_bar=null",
     "callbacks.sample_grid.every_n_steps=3",
@@ -264,7 +302,7 @@ def test_shared_vgg16_semantic_control():
     problem = two_region_problem(32)
     dists = {}
     for semantic in (False, True):
-        m = make(weights=str(SHARED_VGG16), semantic=semantic, content_weight=1e-3)
+        m = make(weights=str(SHARED_VGG16), semantic=semantic, objective={"content_weight": 1e-3})
         m.optimizer_factory = functools.partial(torch.optim.Adam, lr=0.05)
         m.attach(problem, [{"edge": 32, "steps": 30}])
         dists[semantic] = region_distance(m.optimise(), problem.styles[0], problem.content_labels)

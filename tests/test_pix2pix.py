@@ -7,8 +7,8 @@ import torch
 from hydra.utils import instantiate
 
 from tests.conftest import RecordLosses
+from underpainting.checkpoints import build_model
 from underpainting.errors import UserError
-from underpainting.export import build_model
 from underpainting.train import run
 
 TINY_PIX2PIX = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from underpainting.runtime import precision
 
 from tests.conftest import compose_train
+from underpainting.runtime import precision
 
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16-mixed"), (False, "32-true")])

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from underpainting.data.images import DataError
-from underpainting.data.sketch import SketchFolder, decode_sketch, encode_sketch
+from underpainting.data.sketch import decode_sketch, encode_sketch
 from underpainting.data.synthetic import SyntheticLandscapes
 
 CONF = Path(__file__).parents[1] / "conf" / "labels" / "landscape.yaml"
@@ -94,12 +94,6 @@ def test_thin_unknown_line_is_a_seam_not_an_error(labels, scene):
     a[:, 47] = (250, 0, 250)  # a one-pixel stray line
     decoded = decode_sketch(a, labels)
     assert (decoded != scene).sum() <= scene.shape[0]
-
-
-def test_sketch_folder(labels, scene, tmp_path):
-    encode_sketch(scene, labels).save(tmp_path / "a.png")
-    item = SketchFolder(tmp_path, labels, size=64)[0]
-    assert item["label"].shape == (64, 64) and item["path"].endswith("a.png")
 
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "sketches"

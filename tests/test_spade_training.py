@@ -13,8 +13,8 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from tests.conftest import ROOT, RecordLosses
+from underpainting.checkpoints import build_model
 from underpainting.errors import UserError
-from underpainting.export import build_model
 from underpainting.models.spade import class_colour_error
 from underpainting.train import run
 

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.seams import seam_gradient_ratio
 from underpainting.models.networks.resnet import ResnetGenerator
 from underpainting.models.tiling import (
     apply_padded,
     pad_to_multiple,
     run_large,
-    seam_gradient_ratio,
     shared_instance_norm,
     tile_starts,
     tiled_apply,

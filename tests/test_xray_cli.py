@@ -79,16 +79,23 @@ def test_separate_writes_the_parts_checkpoint_and_config(case, tmp_path, capsys,
 def test_separate_reports_bad_inputs_in_one_line(case, tmp_path, capsys):
     sim = case / "sim"
     quiet = ["logger=none", "callbacks.progress_bar=null"]
-    code = main(
-        ["separate", str(sim / "visible.png"), str(sim / "xray.png"), "--out", str(tmp_path / "x"), *quiet]
-    )
-    assert code == 1
+    with pytest.raises(SystemExit) as done:
+        main(
+            [
+                "separate",
+                str(sim / "visible.png"),
+                str(sim / "xray.png"),
+                "--out",
+                str(tmp_path / "x"),
+                *quiet,
+            ]
+        )
+    assert done.value.code == 1
     err = capsys.readouterr().err
-    assert "visible.png is a colour image" in err and "Traceback" not in err
-    assert (
+    assert "error: " in err and "visible.png is a colour image" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as done:
         main(["separate", str(tmp_path / "none.tif"), str(sim / "visible.png"), "--out", str(tmp_path / "y")])
-        == 1
-    )
+    assert done.value.code == 1
     assert "none.tif does not exist" in capsys.readouterr().err
 
 
@@ -103,7 +110,8 @@ def test_trace_writes_backdrop_key_and_overlay(case, tmp_path):
     assert key["size"] == {"width": 96, "height": 96} and len(key["palette"]) == len(LABELS)
     back = np.asarray(Image.open(t / "backdrop.png"), dtype=float) / 255
     assert back.min() >= 0.34  # lightened: strokes in palette colours stay visible on it
-    assert main(["trace", str(hidden), "--out", str(tmp_path / "u"), "--size", "120x60"]) == 1  # other shape
+    with pytest.raises(SystemExit, match="^1$"):  # another shape than the sketch's
+        main(["trace", str(hidden), "--out", str(tmp_path / "u"), "--size", "120x60"])
 
 
 def test_xray_content_takes_luminance_from_the_xray_and_colour_from_the_scene():
@@ -126,7 +134,7 @@ def test_infer_nst_xray_stage_keeps_the_hidden_composition(case, tmp_path):
     xray = torch.rand(1, 1, 6, 6, generator=torch.Generator().manual_seed(2))
     xray = torch.nn.functional.interpolate(xray, size=(h, w), mode="bicubic")[0].clamp(0, 1)
     Image.fromarray((xray[0].numpy() * 255).astype(np.uint8), "L").save(tmp_path / "hidden.png")
-    common = ["module.vgg.weights=random", "module.vgg.arch=vgg16", "module.style_layers=[relu1_1,relu2_1]",
+    common = ["module.vgg.weights=random", "module.vgg.arch=vgg16", "module.objective.style_layers=[relu1_1,relu2_1]",
               "pyramid=[{edge:32,steps:2},{edge:64,steps:2}]"]  # fmt: skip
     stage = [f"stage2.{s}.{o}" for s in ("nst", "nst_xray") for o in common]
     cfg = compose_train(["progress=false", f"input={sketch}", "infer/stage1=procedural", "infer/stage2=[nst,nst_xray]",

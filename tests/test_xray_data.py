@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from tests.conftest import ROOT
+from underpainting.data.colour import luminance
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import SyntheticLandscapes
 from underpainting.data.xray.artefacts import remove_bars, remove_seams, remove_weave
@@ -27,7 +28,6 @@ from underpainting.data.xray.simulator import (
     StretcherBars,
     Weave,
     XRaySimulator,
-    luminance,
 )
 from underpainting.errors import DataError
 from underpainting.models.losses.exclusion import ExclusionLoss

@@ -1,4 +1,4 @@
-"""Published checkpoints: the reference-written fixtures reproduce the reference's outputs through `load_generator`,
+"""Published checkpoints: the reference-written fixtures reproduce the reference's outputs through `load_published`,
 every full-size manifest converts completely, bad files give one clear paragraph, and the SPADE label bridge follows
 the reference's released test path."""
 
@@ -14,7 +14,7 @@ from underpainting.data.labels import LabelSet
 from underpainting.errors import WeightsError
 from underpainting.models.networks.resnet import ResnetGenerator
 from underpainting.models.pix2pix import protocol_mode, run_with_protocol
-from underpainting.zoo import LabelSpace, junyanz, load_generator, read_published, semantics
+from underpainting.zoo import LabelSpace, junyanz, load_published, read_published, semantics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FIXTURES = (
@@ -45,7 +45,7 @@ def one_paragraph(e: pytest.ExceptionInfo) -> str:
 def test_fixture_reproduces_the_reference_output(refs, name):
     """The mode each README entry names: eval (junyanz test.py --eval; SPADE's test.py calls model.eval())."""
     fx = fixture(refs, name)
-    net = load_generator(fx["state_dict"])
+    net = load_published(fx["state_dict"])
     assert not net.training
     with torch.no_grad():
         out = net(fx["input"])
@@ -58,7 +58,7 @@ def test_pix2pix_paper_protocol_uses_test_batch_statistics(refs):
     fixture's deterministic part (dropout off) matches; with dropout the draws are seeded and the network's
     running statistics and modes are left as they were."""
     fx = fixture(refs, "pix2pix_unet256_ngf4")
-    net = load_generator(fx["state_dict"])
+    net = load_published(fx["state_dict"])
     before = {k: v.clone() for k, v in net.state_dict().items()}
     with torch.no_grad(), protocol_mode(net, "paper"):
         for m in net.modules():
@@ -201,7 +201,7 @@ def test_pix2pix_manifest_converts_completely(manifests, optional):
 def test_wrong_option_names_the_first_key_and_the_fitting_option(refs):
     fx = fixture(refs, "cyclegan_resnet9_ngf8")
     with pytest.raises(WeightsError) as e:
-        load_generator(fx["state_dict"], "junyanz", netG="resnet_6blocks")
+        load_published(fx["state_dict"], "junyanz", netG="resnet_6blocks")
     msg = one_paragraph(e)
     assert "model.19.weight has shape [32, 16, 3, 3]" in msg and "netG=resnet_9blocks" in msg
 
@@ -209,14 +209,14 @@ def test_wrong_option_names_the_first_key_and_the_fitting_option(refs):
 def test_file_of_the_other_source_says_which(refs):
     fx = fixture(refs, "spade_ngf2_label13")
     with pytest.raises(WeightsError) as e:
-        load_generator(fx["state_dict"], "junyanz")
+        load_published(fx["state_dict"], "junyanz")
     assert "source=nvlabs" in one_paragraph(e)
 
 
 def test_spade_label_options_that_do_not_fit(refs):
     fx = fixture(refs, "spade_ngf2_label13")
     with pytest.raises(WeightsError) as e:
-        load_generator(fx["state_dict"], dataset_mode="ade20k")
+        load_published(fx["state_dict"], dataset_mode="ade20k")
     msg = one_paragraph(e)
     assert "fc.weight has shape [32, 13, 3, 3]" in msg and "13 input channels" in msg
 
@@ -224,15 +224,15 @@ def test_spade_label_options_that_do_not_fit(refs):
 def test_discriminator_and_junk_files(refs, tmp_path):
     d = {"model.0.weight": torch.zeros(8, 3, 4, 4), "model.0.bias": torch.zeros(8)}
     with pytest.raises(WeightsError) as e:
-        load_generator(d)
+        load_published(d)
     assert "model.0.weight" in one_paragraph(e)
     (tmp_path / "page.pth").write_text("<html>404 Not Found</html>")
     with pytest.raises(WeightsError, match="page.pth is not a readable"):
-        load_generator(tmp_path / "page.pth")
+        load_published(tmp_path / "page.pth")
     with pytest.raises(WeightsError, match="unknown junyanz option"):
-        load_generator(fixture(refs, "cyclegan_resnet9_ngf8")["state_dict"], n_blocks=9)
+        load_published(fixture(refs, "cyclegan_resnet9_ngf8")["state_dict"], n_blocks=9)
     with pytest.raises(WeightsError, match="'epoch' is a int"):
-        load_generator({"epoch": 3, "model.1.weight": torch.zeros(1)})
+        load_published({"epoch": 3, "model.1.weight": torch.zeros(1)})
 
 
 # ----------------------------------------------------------------------------------------------- label bridge
@@ -280,10 +280,10 @@ def test_cityscapes_and_custom_spaces(labels):
 def test_norm_none_generator_round_trips_through_the_reference_layout():
     """Before: norm=none was refused both ways (bias mismatch with the reference); now it loads exactly."""
     from underpainting.zoo.junyanz import reference_options, to_reference
-    from underpainting.zoo.loader import load_generator
+    from underpainting.zoo.loader import load_published
 
     net = ResnetGenerator(ngf=8, n_blocks=6, norm="none").eval()
     assert reference_options(net)["norm"] == "none"
-    loaded = load_generator(to_reference(net), source="junyanz", netG="resnet_6blocks")
+    loaded = load_published(to_reference(net), source="junyanz", netG="resnet_6blocks")
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(loaded(x), net(x))

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from tests.conftest import TINY_CYCLEGAN, compose_train
+from underpainting.checkpoints import build_model, load_exported
 from underpainting.errors import UserError, WeightsError
-from underpainting.export import build_model, export_generators, export_reference
-from underpainting.export import load_generator as load_exported
+from underpainting.export import export_generators, export_reference
 from underpainting.export import main as export_main
 from underpainting.infer import run as infer_run
 from underpainting.inference.stages import CycleGANPainting, GeneratorScene, Style
@@ -21,7 +21,7 @@ from underpainting.models.networks.spade import SPADEGenerator
 from underpainting.models.networks.unet import UnetGenerator
 from underpainting.models.pix2pix import run_with_protocol
 from underpainting.train import run as train_run
-from underpainting.zoo import convert, junyanz, load_generator, nvlabs, read_published, semantics
+from underpainting.zoo import convert, junyanz, load_published, nvlabs, read_published, semantics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -61,7 +61,7 @@ def test_export_junyanz_round_trip(cyclegan9_ckpt, tmp_path, shared_dir, capsys)
         sd = torch.load(path, weights_only=True)
         assert layout(sd) == layout(reference)
         with torch.no_grad():
-            assert torch.equal(load_generator(path)(x), getattr(model, ours)(x))
+            assert torch.equal(load_published(path)(x), getattr(model, ours)(x))
 
 
 def test_unet_and_spade_write_the_reference_layout(shared_dir):
@@ -77,7 +77,7 @@ def test_unet_and_spade_write_the_reference_layout(shared_dir):
     assert options["norm_G"] == "spectralspadesyncbatch3x3" and options["no_instance"]
     unet.eval()
     x = torch.rand(1, 3, 256, 256) * 2 - 1
-    back = load_generator(junyanz.to_reference(unet))
+    back = load_published(junyanz.to_reference(unet))
     with torch.no_grad():
         assert torch.equal(back(x), unet(x))
         assert torch.equal(run_with_protocol(back, x, "paper", 3), run_with_protocol(unet, x, "paper", 3))
@@ -232,7 +232,7 @@ def test_paint_photos_writes_paintings_and_a_contact_sheet(shared_dir, tmp_path)
     assert zoo_main(args) == 0
     assert Image.open(out / "contact_sheet.png").width > 2 * 256
     with torch.no_grad():
-        expected = load_generator(tmp_path / "style_x.pth")(pil_to_tensor(load_rgb(photos / "a.png"))[None])[
+        expected = load_published(tmp_path / "style_x.pth")(pil_to_tensor(load_rgb(photos / "a.png"))[None])[
             0
         ]
     painted = pil_to_tensor(Image.open(out / "a" / "style_x.png"))

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from underpainting.config.compose import user_config_dir
+from underpainting.errors import UserError, exit_on_user_error
 
 
 def _with_user_config(argv: list[str]) -> list[str]:
@@ -30,6 +31,7 @@ def _hydra_app(config_name: str, task: Callable) -> None:
     hydra.main(version_base="1.3", config_path="pkg://underpainting.conf", config_name=config_name)(task)()
 
 
+@exit_on_user_error
 def train() -> None:
     """`underpainting-train [overrides]` = `python train.py [overrides]` from anywhere."""
     from underpainting.train import main
@@ -37,6 +39,7 @@ def train() -> None:
     _hydra_app("train", main)
 
 
+@exit_on_user_error
 def infer() -> None:
     """`underpainting-infer [overrides]` = `python infer.py [overrides]` from anywhere."""
     from underpainting.infer import main
@@ -44,6 +47,7 @@ def infer() -> None:
     _hydra_app("infer", main)
 
 
+@exit_on_user_error
 def zoo() -> int:
     """`underpainting-zoo ...` = `python -m underpainting.zoo ...`, when this install has the zoo package."""
     try:
@@ -51,6 +55,5 @@ def zoo() -> int:
     except ModuleNotFoundError as err:
         if err.name not in ("underpainting.zoo", "underpainting.zoo.__main__"):
             raise
-        print("error: this installation has no underpainting.zoo (published checkpoints)", file=sys.stderr)
-        return 2
+        raise UserError("this installation has no underpainting.zoo (published checkpoints)") from None
     return module.main()

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from underpainting.data.images import DEFAULT_MAX_PIXELS, open_image, pixel_limit
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import SyntheticLandscapes
-from underpainting.errors import DataError, UserError
+from underpainting.errors import DataError, UserError, exit_on_user_error
 from underpainting.inference.pipeline import SketchPipeline, SketchResult, list_sketches
 from underpainting.inference.stages import Style
 
@@ -38,9 +38,10 @@ def load_style(cfg: DictConfig, labels: LabelSet, needs_labels: bool = True) -> 
     The label map is required only when a stage matches regions (`needs_labels`: semantic NST, the doodle)."""
     s = cfg.style
     if s.get("painting"):
-        from underpainting.data.nst import load_image, load_label_map
+        from underpainting.data.images import load_rgb, pil_to_tensor
+        from underpainting.data.nst import load_label_map
 
-        image = load_image(s.painting)
+        image = pil_to_tensor(load_rgb(s.painting))[None]
         if not s.get("labels"):
             if not needs_labels:
                 return Style(image, None, Path(s.painting).stem)
@@ -186,14 +187,10 @@ def report(results: list[SketchResult], out_dir: Path) -> str:
     return "\n".join(lines)
 
 
+@exit_on_user_error
 def main(cfg: DictConfig) -> int:
-    """Hydra entry: run, print where the contact sheets are; user errors become one message and exit status 1."""
-    try:
-        results = run(cfg)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        log.error("%s", e)
-        sys.exit(1)
+    """Hydra entry: run, print where the contact sheets are; exit status 1 when a sketch failed or on a user error."""
+    results = run(cfg)
     text = report(results, Path(cfg.paths.output_dir))
     print(text)
     if not all(r.ok for r in results):

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from underpainting.checkpoints import remove_stale_temp_files
+from underpainting.callbacks.result import SaveResult
+from underpainting.checkpoints import check_run_checkpoint, remove_stale_temp_files
 from underpainting.config.checks import build, check_types, check_values
 from underpainting.config.sizes import check_training_size
 from underpainting.config.tree import print_config_tree
 from underpainting.data.images import DEFAULT_MAX_PIXELS, pixel_limit
-from underpainting.errors import ConfigError, UserError
-from underpainting.export import check_run_checkpoint
+from underpainting.errors import ConfigError, exit_on_user_error
 from underpainting.runtime.distributed import leave_process_group_at_exit
 from underpainting.runtime.precision import warn_if_emulated
 from underpainting.runtime.quiet import quiet
@@ -103,9 +99,11 @@ def _fit(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None) -> dict[str
     check_training_size(model, cfg)
     ckpt_path = _checked_ckpt_path(cfg, model)
     continue_history(cfg, ckpt_path)
+    embed = EmbedConfig(cfg)
     callbacks = [
         *_instantiate_group(cfg.get("callbacks"), "callbacks"),
-        EmbedConfig(cfg),
+        embed,
+        SaveResult(embed.config),  # NST / doodle: the final image with this config beside it
         *(extra_callbacks or []),
     ]
     loggers = _instantiate_group(cfg.get("logger"), "logger")
@@ -160,20 +158,10 @@ def _report(cfg: DictConfig, trainer: pl.Trainer, metrics: dict[str, float]) -> 
     log.info("\n".join(lines))
 
 
+@exit_on_user_error
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry: run, turn user errors into a one-paragraph message, return the sweep objective."""
-    try:
-        metrics = run(cfg)
-    except (UserError, InstantiationException) as e:
-        if isinstance(e, InstantiationException):  # Hydra wraps errors raised in constructors
-            if not isinstance(e.__cause__, UserError):
-                raise
-            e = e.__cause__
-        log.error("%s", e)
-        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # let the sweep record this trial's failure and go on
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    """Hydra entry: run and return the sweep objective (a user error: one paragraph, exit 1; see errors.py)."""
+    metrics = run(cfg)
     objective = cfg.get("optimized_metric")
     if objective:
         if objective not in metrics:

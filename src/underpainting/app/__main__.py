@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 
+from underpainting.errors import UserError, exit_on_user_error
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
@@ -23,29 +25,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     overrides = list(args.overrides)
     overrides += [f"app.host={args.host}"] if args.host else []
     overrides += [f"app.port={args.port}"] if args.port else []
     overrides += ["app.share=true"] if args.share else []
-    from underpainting.errors import UserError
-
     try:
         import gradio  # noqa: F401
     except ModuleNotFoundError:
-        print("error: the page needs Gradio: pip install 'underpainting[app]'", file=sys.stderr)
-        return 2
+        raise UserError("the page needs Gradio: pip install 'underpainting[app]'") from None
     from underpainting.app.compose import Composer
     from underpainting.app.page import build_page, launch_kwargs
 
-    try:
-        composer = Composer(overrides)
-        settings = composer.settings()
-        demo, page = build_page(composer, settings)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    composer = Composer(overrides)
+    settings = composer.settings()
+    demo, page = build_page(composer, settings)
     from underpainting.data.images import guard_decoding
 
     guard_decoding(

@@ -11,8 +11,8 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from underpainting.app.compose import Composer
+from underpainting.checkpoints import suggest_checkpoints
 from underpainting.data.images import IMAGE_EXTENSIONS
-from underpainting.inference.stages import suggest_checkpoints
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
-from underpainting.metrics.features import FeatureExtractor
-from underpainting.metrics.lpips import LPIPSNet
 from underpainting.runtime.distributed import leave_process_group_at_exit
 from underpainting.tracking.records import log_attempts_table
 
@@ -49,9 +47,10 @@ def to_patches(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class MetricsCallback(Callback):
-    """See the module docstring; arguments are those of `Evaluator` plus:
+    """See the module docstring.
 
     Args:
+        evaluator: the metrics and their protocol (`Evaluator`: features, LPIPS net, which metrics, KID subsets).
         every_n_epochs: evaluate at validation runs whose epoch satisfies (epoch + 1) % n == 0 (ModelCheckpoint's
             convention; give it the same `every_n_epochs` when it monitors these keys), and always at the last epoch.
         output_dir: where to write metrics.json; None: the trainer's `default_root_dir`.
@@ -65,16 +64,8 @@ class MetricsCallback(Callback):
 
     def __init__(
         self,
-        feature: FeatureExtractor,
-        lpips: LPIPSNet | None = None,
+        evaluator: Evaluator,
         every_n_epochs: int = 1,
-        fid: bool = True,
-        kid: bool = True,
-        lpips_pairs: str = "reference",
-        artfid: bool = False,
-        kid_subsets: int = protocol.KID_SUBSETS,
-        kid_subset_size: int = protocol.KID_SUBSET_SIZE,
-        reference: str = "val split",
         output_dir: str | None = None,
         table_rows: int = 8,
         on_train_end: bool = False,
@@ -83,17 +74,7 @@ class MetricsCallback(Callback):
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
-        self.evaluator = Evaluator(
-            feature,
-            lpips,
-            fid=fid,
-            kid=kid,
-            lpips_pairs=lpips_pairs,
-            artfid=artfid,
-            kid_subsets=kid_subsets,
-            kid_subset_size=kid_subset_size,
-            reference=reference,
-        )
+        self.evaluator = evaluator
         self.every_n_epochs = every_n_epochs
         self.output_dir = output_dir
         self.table_rows = table_rows

@@ -23,7 +23,8 @@ from pathlib import Path
 from PIL import Image
 
 from underpainting.compare.runs import Metric, Run, config_group, differing_keys, find_runs
-from underpainting.data.images import DataError, open_image
+from underpainting.data.images import open_image
+from underpainting.errors import DataError
 from underpainting.metrics.protocol import higher_is_better
 from underpainting.runtime.destinations import writable_folder
 
@@ -373,7 +374,7 @@ def write_compare(root: str | Path, out: str | Path, title: str | None = None) -
     writable_folder(out.parent, "--out")
     runs = find_runs(root)
     if not runs:
-        raise FileNotFoundError(f"no runs under {root} (a run is a folder with .hydra/config.yaml)")
+        raise DataError(f"no runs under {root} (a run is a folder with .hydra/config.yaml)")
     page = render_html(runs, title or f"underpainting: {len(runs)} runs under {root}")
     for r in runs:
         if r.error:

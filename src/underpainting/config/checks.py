@@ -192,6 +192,26 @@ def _experiment_data(experiment: str) -> str | None:
     return None
 
 
+def _rejecting_node(node: DictConfig, name: str, key: str) -> tuple[str, str] | None:
+    """(key, class name) of the first node under `node` that sets `name` although its `_target_` takes no such
+    argument, or None."""
+    if "_target_" in node and name in node:
+        try:
+            params = inspect.signature(get_object(node._target_)).parameters
+        except Exception:  # noqa: BLE001 - a target that cannot be inspected is not the one to blame
+            params = None
+        kinds = {p.kind for p in (params or {}).values()}
+        if params is not None and name not in params and inspect.Parameter.VAR_KEYWORD not in kinds:
+            return key, str(node._target_).rsplit(".", 1)[-1]
+    for child in node:
+        value = node._get_node(child)
+        if isinstance(value, DictConfig) and not OmegaConf.is_missing(node, child):
+            found = _rejecting_node(value, name, f"{key}.{child}")
+            if found:
+                return found
+    return None
+
+
 def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
     """`instantiate(node)`; a user error raised inside comes out unwrapped, an unknown key as a ConfigError."""
     try:
@@ -204,8 +224,12 @@ def build(node: DictConfig, key: str, **kwargs: Any) -> Any:
         if not unknown:
             raise
         full = re.search(r"full_key: (\S+)", str(e))
-        where = full.group(1) if full else key
-        name, target = unknown.group(1), str(node.get("_target_", "?")).rsplit(".", 1)[-1]
+        name = unknown.group(1)
+        # a `_partial_` child (NST's objective, the MRF loss) is called by its parent, whose key Hydra reports
+        where, target = _rejecting_node(node, name, key) or (
+            full.group(1) if full else key,
+            str(node.get("_target_", "?")).rsplit(".", 1)[-1],
+        )
         choices = _choices()
         group = key.split(".")[0]
         msg = f"`{where}.{name}` is not a setting of {target}" + (

@@ -17,6 +17,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from underpainting.errors import ConfigError
+
 USER_CONFIG_ENV = "UNDERPAINTING_CONFIG_DIR"
 USER_CONFIG_DEFAULT = "underpainting_conf"
 
@@ -27,9 +29,7 @@ def user_config_dir() -> Path | None:
     if env:
         path = Path(env).expanduser()
         if not path.is_dir():
-            raise SystemExit(
-                f"error: {USER_CONFIG_ENV}={env} is not a folder; create it or unset the variable"
-            )
+            raise ConfigError(f"{USER_CONFIG_ENV}={env} is not a folder; create it or unset the variable")
         return path.resolve()
     path = Path(USER_CONFIG_DEFAULT)
     return path.resolve() if path.is_dir() else None

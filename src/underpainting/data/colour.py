@@ -1,6 +1,6 @@
 """Colour control for neural style transfer (Gatys et al. 2017, "Controlling Perceptual Factors in Neural Style
 Transfer", Sec. 5): keep the content's colours either by transferring luminance only (5.1) or by recolouring the
-style image to the content's colour statistics before transfer (5.2).
+style image to the content's colour statistics before transfer (5.2). Also the project's one luma (`luminance`).
 
 Images are (B, 3, H, W) RGB in [-1, 1]; the colour maths runs on [0, 1] values.
 """
@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import torch
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights: YIQ's Y, and the X-ray reference code's rgb2gray
+
 # NTSC YIQ (the colour space the paper uses for luminance-only transfer).
 _RGB_TO_YIQ = torch.tensor(
     [
-        [0.299, 0.587, 0.114],
+        LUMA,
         [0.595716, -0.274453, -0.321263],
         [0.211456, -0.522591, 0.311135],
     ]
 )
 COLOUR_MATCH_METHODS = ("chol", "pca", "sym", "histogram")
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """(..., 3, H, W) RGB in [0, 1] -> (..., 1, H, W) BT.601 luma."""
+    w = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
+    return (rgb * w).sum(dim=-3, keepdim=True)
 
 
 def rgb_to_yiq(images: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 
 from underpainting.data.correspondences import classes_present, resolve_borrowing
+from underpainting.data.images import load_rgb, pil_to_tensor
 from underpainting.data.labels import LabelSet
-from underpainting.data.nst import NSTDataModule, NSTProblem, load_image, load_label_map
+from underpainting.data.nst import NSTDataModule, NSTProblem, load_label_map
 from underpainting.errors import DataError
 
 DOODLE_INITS = ("regions", "noise")
@@ -120,7 +121,7 @@ class DoodleDataModule(NSTDataModule):
         if self.labels is None:
             raise DataError("the doodle needs the label set (`data.labels: ${labels}`)")
         sketch = load_label_map(self.sketch, self.labels)
-        styles = [load_image(s) for s in self.style]
+        styles = [pil_to_tensor(load_rgb(s))[None] for s in self.style]
         style_labels = [load_label_map(p, self.labels, tuple(s.shape[-2:])) for p, s in zip(self.style_labels, styles, strict=True)]  # fmt: skip
         borrow = self.labels.borrow if self.region_fallback == "borrow" else {}
         start = doodle_start(sketch, styles, style_labels, self.init, self.noise, self.seed, borrow)

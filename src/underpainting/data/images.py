@@ -134,11 +134,11 @@ def _bomb_size(err: Exception) -> str:
 def open_image(path: str | Path) -> Iterator[Image.Image]:
     """`Image.open` with the size checked from the header against the pixel limit in force, before any decoding;
     DataError naming the file for anything that is not a readable image (missing, dangling link, wrong format)."""
-    path = Path(path)
+    path = Path(path).expanduser()
     if (problem := link_problem(path)) is not None:
         raise DataError(f"{path} is {problem}; fix or remove the link")
     if not path.exists():
-        raise DataError(f"{path} does not exist")
+        raise DataError(f"image {path} does not exist; check the path")
     limit = current_pixel_limit()
     try:
         img = Image.open(path)
@@ -187,8 +187,9 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image file as 8-bit RGB, raising DataError that names the file when it cannot be read or is over
-    the pixel limit in force (checked from the header, before decoding)."""
+    """The project's one image loader: a file as 8-bit RGB (`pil_to_tensor` for a tensor), or a DataError that names
+    the file when it is missing, cannot be read, or is over the pixel limit in force (from its header, before
+    decoding)."""
     with open_image(path) as img:
         try:
             img.load()

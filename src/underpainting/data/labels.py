@@ -17,6 +17,21 @@ from underpainting.data.correspondences import parse_borrow_table
 from underpainting.errors import DataError
 
 
+def one_hot(ids: torch.Tensor, num_classes: int, paths=None) -> torch.Tensor:
+    """(B, H, W) class ids -> (B, num_classes, H, W) float one-hot (SPADE's input, NST's guides); an id outside
+    0..num_classes-1 raises a DataError naming `paths` (the files the ids came from) instead of corrupting."""
+    ids = ids.long()
+    bad = (ids < 0) | (ids >= num_classes)
+    if bad.any():
+        values = ids[bad].unique().tolist()[:10]
+        where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
+        raise DataError(
+            f"label id(s) {values}{where} outside 0..{num_classes - 1}: the label maps do not match the label set "
+            "(check `labels` and the label files)"
+        )
+    return torch.nn.functional.one_hot(ids, num_classes).movedim(-1, 1).float()
+
+
 @dataclass(frozen=True)
 class LabelClass:
     id: int

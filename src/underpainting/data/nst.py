@@ -72,14 +72,6 @@ class NSTProblem:
         return int(max(int(m.max()) for m in maps)) + 1 if maps else 1
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """An image file -> (1, 3, H, W) in [-1, 1]; unreadable files raise DataError naming the file."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"image {path} does not exist; check the path in `data.content` / `data.style`")
-    return pil_to_tensor(load_rgb(path))[None]
-
-
 def load_label_map(
     path: str | Path, labels: LabelSet | None, size: tuple[int, int] | None = None, **decode_kw
 ) -> torch.Tensor:
@@ -209,8 +201,8 @@ class NSTDataModule(pl.LightningDataModule):
             raise DataError(
                 "set `data.content=<image>` and `data.style=<painting>` (or use experiment=nst_quickstart)"
             )
-        content = load_image(self.content)
-        styles = [load_image(s) for s in self.style]
+        content = pil_to_tensor(load_rgb(self.content))[None]
+        styles = [pil_to_tensor(load_rgb(s))[None] for s in self.style]
         content_labels = (
             load_label_map(self.content_labels, self.labels, tuple(content.shape[-2:]))
             if self.content_labels

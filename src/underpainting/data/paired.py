@@ -288,16 +288,7 @@ class SegmentationPairs(Dataset):
 
 
 # ------------------------------------------------------------------------------------------------------ datamodules
-class PairedDataModule(DrawDataModule):
-    """Label -> photo sources; sampling as in the unpaired CycleGAN data."""
-
-    def __init__(
-        self, batch_size: int = 1, num_workers: int = 0, seed: int = 0, pin_memory: bool = False
-    ) -> None:
-        super().__init__(batch_size, num_workers, seed, pin_memory)
-
-
-class SegmentationDataModule(PairedDataModule):
+class SegmentationDataModule(DrawDataModule):
     """Label -> photo pairs from a landscape_segments, ADE20K or COCO-Stuff folder.
 
     Args:
@@ -445,7 +436,7 @@ class SyntheticPairs(Dataset):
         return {"label": lab, "image": photo, "path": f"synthetic:{self.scene_seed + index}"}
 
 
-class SyntheticPairsDataModule(PairedDataModule):
+class SyntheticPairsDataModule(DrawDataModule):
     """The embedded default for SPADE/pix2pix: procedural landscapes as label -> photo pairs (no download)."""
 
     def __init__(

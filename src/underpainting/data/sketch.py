@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from underpainting.data.images import DataError, list_images, open_image, to_rgb
+from underpainting.data.images import DataError, open_image, to_rgb
 from underpainting.data.labels import LabelSet
 
 log = logging.getLogger(__name__)
@@ -291,24 +291,3 @@ def encode_sketch(ids: torch.Tensor, labels: LabelSet) -> Image.Image:
     """Class ids (H, W) -> the sketch painted in the palette (the inverse of `decode_sketch` on clean input)."""
     rgb = labels.palette[ids.long().clamp(0, len(labels) - 1)]  # (H, W, 3) uint8
     return Image.fromarray(rgb.numpy(), "RGB")
-
-
-class SketchFolder(torch.utils.data.Dataset):
-    """Every image in a folder decoded as a sketch and resized (nearest) to `size`: {"label", "path"} items."""
-
-    def __init__(
-        self, folder: str | Path, labels: LabelSet, size: int | tuple[int, int] | None = None, **decode_kw
-    ):
-        self.files = list_images(folder)
-        self.labels = labels
-        self.size = (size, size) if isinstance(size, int) else size
-        self.decode_kw = decode_kw
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> dict:
-        ids = decode_sketch(self.files[i], self.labels, **self.decode_kw)
-        if self.size is not None and tuple(ids.shape) != tuple(self.size):
-            ids = F.interpolate(ids[None, None].float(), size=self.size, mode="nearest")[0, 0].long()
-        return {"label": ids, "path": str(self.files[i])}

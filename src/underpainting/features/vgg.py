@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from underpainting.checkpoints import read
 from underpainting.errors import WeightsError
 
 ARCHS = ("vgg16", "vgg19")
@@ -105,19 +106,10 @@ def _hub_state_dict(arch: str, config_key: str, download: bool) -> dict[str, tor
 
 
 def _local_state_dict(path: Path, config_key: str) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise VGGWeightsError(f"VGG weights file {path} does not exist; fix `{config_key}` or use 'imagenet'")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise VGGWeightsError(
-            f"could not read VGG weights {path} ({type(err).__name__}: {err}); `{config_key}` must point to a "
-            "torch.save'd state_dict"
-        ) from None
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+    fix = f"`{config_key}` must point to a torch.save'd state_dict, or be 'imagenet'"
+    sd = read(path, "VGG weights file", fix, VGGWeightsError)
+    if "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise VGGWeightsError(f"{path} holds a {type(sd).__name__}, not a state_dict; fix `{config_key}`")
     return sd
 
 

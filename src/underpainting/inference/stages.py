@@ -3,8 +3,8 @@
 Stage 1 (sketch -> scene): `GeneratorScene` (a trained SPADE or pix2pix checkpoint, or a published one read by
 `underpainting.zoo`) or `ProceduralScene` (the synthetic renderer, no learned model, labelled as such on every
 sheet).
-Stage 2 (scene -> painting): `CycleGANPainting` (photo -> painting generator) and `NSTPainting` (semantic style
-transfer guided by the sketch and the style painting's label map).
+Stage 2 (scene -> painting): `CycleGANPainting` (photo -> painting generator); the stages that optimise an image
+(NST, the doodle) are in `inference/painting.py`.
 
 Stages are cheap to construct; `setup(labels, device)` loads checkpoints and checks them against the config, so a
 missing or mismatched checkpoint is reported before any sketch is processed.
@@ -19,12 +19,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from underpainting.checkpoints import load_exported, load_trained, read, suggest_checkpoints
 from underpainting.data.labels import LabelSet
 from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
 from underpainting.errors import UserError, WeightsError
-from underpainting.export import build_model, check_labels, load_checkpoint
 from underpainting.models.pix2pix import protocol_mode
 from underpainting.models.tiling import run_large
 
@@ -41,32 +40,6 @@ class Style:
 
 
 # ------------------------------------------------------------------------------------------- checkpoint loading
-def _short_target(target: str) -> str:
-    return target.rsplit(".", 1)[-1]
-
-
-def suggest_checkpoints(
-    targets: Sequence[str], root: Path = Path("outputs/train"), limit: int = 3
-) -> list[Path]:
-    """The newest `last.ckpt` files under `root` whose embedded model is one of `targets` (for error messages)."""
-    if not root.is_dir():
-        return []
-    found = []
-    for p in sorted(root.glob("**/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)[
-        :20
-    ]:
-        try:  # mmap: only the embedded config is read, not the weights
-            ckpt = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-            target = ckpt.get("underpainting_config", {}).get("model", {}).get("_target_", "")
-        except Exception:  # an unreadable checkpoint is simply not suggested
-            continue
-        if target in targets:
-            found.append(p)
-        if len(found) >= limit:
-            break
-    return found
-
-
 def missing_checkpoint_error(
     key: str, train_command: str, targets: Sequence[str], published: str = ""
 ) -> UserError:
@@ -90,26 +63,6 @@ def find_published(checkpoint: str, source: str, options: dict | None, download:
     from underpainting.zoo import find_published as find
 
     return find(checkpoint, source, download, **dict(options or {}))
-
-
-def load_stage_module(path: str | Path, key: str, targets: Sequence[str], labels: LabelSet) -> nn.Module:
-    """A training checkpoint's LightningModule (weights_only load), after checking its model class and labels."""
-    path = Path(path)
-    ckpt = load_checkpoint(path)
-    cfg = ckpt.get("underpainting_config")
-    if cfg is None:
-        raise WeightsError(
-            f"{path} (`{key}`) was not written by underpainting's train.py (no embedded config)"
-        )
-    target = cfg.get("model", {}).get("_target_", "?")
-    if target not in targets:
-        raise WeightsError(
-            f"`{key}`={path} holds a {_short_target(target)} checkpoint ({target}), but this stage needs "
-            f"{' or '.join(targets)}; pass a checkpoint of that model or choose the stage that fits it"
-        )
-    check_labels(cfg.get("labels"), labels, path)
-    model, _ = build_model(path)
-    return model
 
 
 def check_output(image: torch.Tensor, source: str, what: str) -> torch.Tensor:
@@ -225,7 +178,7 @@ class GeneratorScene:
 
             self.module = published_scene(pub, labels, self.targets, self.key).to(device)
         else:
-            self.module = load_stage_module(self.checkpoint, self.key, self.targets, labels).to(device)
+            self.module = load_trained(self.checkpoint, self.targets, labels, self.key).to(device)
         self.protocol = self.test_protocol or getattr(self.module.hparams, "test_protocol", "eval")
         if getattr(self.module.hparams, "use_instance", False):
             raise WeightsError(
@@ -239,9 +192,10 @@ class GeneratorScene:
                 raise UserError(
                     f"`stage1.style_image` needs a SPADE checkpoint with the style encoder; {self.checkpoint} has none"
                 )
-            from underpainting.data.nst import load_image
+            from underpainting.data.images import load_rgb, pil_to_tensor
 
-            self.style_z, _ = self.module.encode_style(load_image(self.style_image).to(device))
+            style = pil_to_tensor(load_rgb(self.style_image))[None]
+            self.style_z, _ = self.module.encode_style(style.to(device))
         self(
             _probe_labels(labels, self.G.crop_size[0] if self.encoder is not None else 64)[0], Style()
         )  # checked
@@ -330,13 +284,13 @@ class CycleGANPainting:
             )
             raise folder_given(self.key, path, "CycleGAN", files)
         pub = find_published(self.checkpoint, self.source, self.options, self.download)
-        payload = load_checkpoint(path) if pub is None else {}
+        payload = read(path) if pub is None else {}
         if pub is not None:
             if pub.source != "junyanz":
                 raise WeightsError(f"`{self.key}`={path} is a {pub.source} generator, not a CycleGAN painter")
             self.net = pub.net
         elif "underpainting_config" in payload:
-            module = load_stage_module(path, self.key, self.TARGETS, labels)
+            module = load_trained(path, self.TARGETS, labels, self.key)
             if not hasattr(module, self.generator):
                 raise WeightsError(f"{path} has no network {self.generator!r}; it has {module.exportable}")
             self.net = getattr(module, self.generator)
@@ -346,9 +300,7 @@ class CycleGANPainting:
                     f"`{self.key}`={path} is the exported {payload['name']} network, but this stage needs "
                     f"{self.generator} (photo -> painting); export it with `python -m underpainting.export <ckpt>`"
                 )
-            from underpainting.export import load_generator
-
-            self.net, _ = load_generator(path)
+            self.net, _ = load_exported(path)
         else:
             raise WeightsError(
                 f"`{self.key}`={path} is neither a train.py checkpoint nor an exported generator"
@@ -370,54 +322,3 @@ class CycleGANPainting:
                         stats_max_side=self.stats_max_side)  # fmt: skip
         check_output(out, self.checkpoint, "painting")
         return _resize(out.cpu(), (h, w), "bicubic")[0].clamp(-1, 1)
-
-
-class NSTPainting:
-    """Stage 2: semantic neural style transfer (Gatys et al. 2017, Sec. 4) of the scene towards the style painting,
-    with the sketch's label map as the content guide and the style painting's label map as the style guide;
-    coarse to fine (Sec. 6) over `pyramid` levels whose `edge` is a fraction (<= 1) of the scene's long side or px.
-
-    `module` is a partial `NeuralStyleTransfer` (its VGG weights, layers and loss weights come from the config).
-    """
-
-    uses_style = True  # the contact sheet shows the style painting
-
-    def __init__(self, module, pyramid: Sequence[dict], name: str = "nst", semantic: bool = True) -> None:
-        self.module_factory, self.name, self.semantic = module, name, semantic
-        self.pyramid = [dict(p) for p in pyramid]
-
-    def setup(self, labels: LabelSet, device: torch.device) -> None:
-        self.labels, self.device = labels, device
-        self.module = self.module_factory(semantic=self.semantic).to(device)
-
-    def levels(self, h: int, w: int) -> list[dict[str, int]]:
-        long_side, out = max(h, w), []
-        for p in self.pyramid:
-            e = float(p["edge"])
-            edge = min(long_side, round(e * long_side) if e <= 1 else int(e))
-            if out and out[-1]["edge"] == edge:
-                out[-1]["steps"] += int(p["steps"])
-            else:
-                out.append({"edge": max(16, edge), "steps": int(p["steps"])})
-        return out
-
-    def __call__(self, scene: torch.Tensor, labels: torch.Tensor, style: Style) -> torch.Tensor:
-        from underpainting.data.nst import NSTProblem
-
-        if style.image is None:
-            raise UserError("NST needs a style painting: set `style.painting` (and `style.labels`)")
-        problem = NSTProblem(
-            content=scene[None].float(),
-            styles=[style.image.float()],
-            content_labels=labels[None] if self.semantic else None,
-            style_labels=[style.labels] if self.semantic else [],
-            labels=self.labels,
-            names={"style": style.name},
-        )
-        h, w = scene.shape[-2:]
-        with torch.enable_grad():
-            self.module.attach(problem, self.levels(h, w))
-            out = self.module.optimise()[0].cpu()
-        if out.shape[-2:] != (h, w):
-            out = F.interpolate(out[None], size=(h, w), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
-        return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,11 +23,12 @@ from underpainting.data.images import (
     pil_to_tensor,
     pixel_limit,
 )
+from underpainting.errors import exit_on_user_error
 from underpainting.metrics import protocol
 from underpainting.metrics.evaluator import Evaluator
-from underpainting.metrics.features import FEATURES, MetricWeightsError, build_feature
+from underpainting.metrics.features import FEATURES, build_feature
 from underpainting.metrics.lpips import LPIPSNet
-from underpainting.runtime.destinations import DestinationError, writable_folder
+from underpainting.runtime.destinations import writable_folder
 
 
 def _load(path: Path) -> torch.Tensor:
@@ -122,6 +122,7 @@ def format_result(result: dict) -> str:
     return f"{nums}\n  protocol: {result['protocol']['summary']}"
 
 
+@exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m underpainting.metrics", description=__doc__.splitlines()[0])
     p.add_argument("generated", help="folder of generated images")
@@ -155,24 +156,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--out", help="write the JSON here")
     a = p.parse_args(argv)
-    try:
-        if a.out:
-            writable_folder(Path(a.out).parent, "--out")  # before the evaluation, not after it
-        result = evaluate_folders(
-            a.generated,
-            a.reference,
-            a.content,
-            a.feature,
-            a.weights,
-            None if a.lpips == "none" else a.lpips,
-            a.lpips_weights,
-            a.batch_size,
-            fid_mode=a.fid_mode,
-            max_pixels=a.max_pixels,
-        )
-    except (DataError, MetricWeightsError, DestinationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if a.out:
+        writable_folder(Path(a.out).parent, "--out")  # before the evaluation, not after it
+    result = evaluate_folders(
+        a.generated,
+        a.reference,
+        a.content,
+        a.feature,
+        a.weights,
+        None if a.lpips == "none" else a.lpips,
+        a.lpips_weights,
+        a.batch_size,
+        fid_mode=a.fid_mode,
+        max_pixels=a.max_pixels,
+    )
     print(format_result(result))
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

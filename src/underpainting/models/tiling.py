@@ -207,15 +207,3 @@ def run_large(
             small = F.interpolate(x.float(), size=size, mode=stats_mode, **kw).to(x.dtype)
         apply_padded(net_fn, small, multiple)  # records the statistics
         return tiled_apply(net_fn, x, tile, overlap, multiple, fixed_size)
-
-
-# --------------------------------------------------------------------------------------------------- seam measure
-def seam_gradient_ratio(img: torch.Tensor, reference: torch.Tensor, columns: list[int]) -> float:
-    """Mean |horizontal gradient| of `img` across the given column boundaries (between c-1 and c), relative to the
-    same measure on `reference` (e.g. the untiled output). 1.0 means the seams add no edge; a visible seam is > 1."""
-
-    def grad_at(t: torch.Tensor) -> torch.Tensor:
-        g = (t[..., 1:] - t[..., :-1]).abs()  # boundary c sits at index c-1
-        return g[..., [c - 1 for c in columns]].mean()
-
-    return float(grad_at(img.float()) / grad_at(reference.float()).clamp_min(1e-8))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from underpainting.config.compose import compose_run, conf_dir
 from underpainting.data.images import DEFAULT_MAX_PIXELS
-from underpainting.errors import UserError
+from underpainting.errors import UserError, exit_on_user_error
 from underpainting.runtime.destinations import writable_folder
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
     return h, w
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m underpainting.xray", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,34 +88,27 @@ def main(argv: list[str] | None = None) -> int:
     if rest and (args.command != "separate" or any("=" not in r for r in rest)):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.overrides = rest
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if args.command == "simulate":
-            from underpainting.data.xray.simulator import XRaySimulator
-            from underpainting.xray.simulate import simulate_files
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.command == "simulate":
+        from underpainting.data.xray.simulator import XRaySimulator
+        from underpainting.xray.simulate import simulate_files
 
-            sim = XRaySimulator.simple(seed=args.seed) if args.simple else XRaySimulator(seed=args.seed)
-            _, summary = simulate_files(args.surface, args.hidden, args.out, args.size, sim, args.max_pixels)
-            print(f"wrote {', '.join(summary['files'])} and simulation.json to {args.out}")
-        elif args.command == "separate":
-            summary = separate(args.xray, args.visible, args.out, args.overrides, args.truth)
-            print(f"wrote {', '.join(summary['files'])} and separation.json to {args.out}")
-            if "scores_vs_truth" in summary:
-                for k, v in summary["scores_vs_truth"].items():
-                    print(f"  {k:<11} r {v['r']:.3f}  PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.3f}")
-        else:
-            from underpainting.data.labels import LabelSet
-            from underpainting.xray.trace import write_trace
+        sim = XRaySimulator.simple(seed=args.seed) if args.simple else XRaySimulator(seed=args.seed)
+        _, summary = simulate_files(args.surface, args.hidden, args.out, args.size, sim, args.max_pixels)
+        print(f"wrote {', '.join(summary['files'])} and simulation.json to {args.out}")
+    elif args.command == "separate":
+        summary = separate(args.xray, args.visible, args.out, args.overrides, args.truth)
+        print(f"wrote {', '.join(summary['files'])} and separation.json to {args.out}")
+        if "scores_vs_truth" in summary:
+            for k, v in summary["scores_vs_truth"].items():
+                print(f"  {k:<11} r {v['r']:.3f}  PSNR {v['psnr']:.2f} dB  SSIM {v['ssim']:.3f}")
+    else:
+        from underpainting.data.labels import LabelSet
+        from underpainting.xray.trace import write_trace
 
-            labels = LabelSet.from_yaml(args.labels or conf_dir() / "labels" / "landscape.yaml")
-            key = write_trace(args.hidden, args.out, labels, _size(args.size), args.sketch, args.max_pixels)
-            print(
-                f"wrote {key['backdrop']}, {key['palette_key']}, key.json{', overlay.png' if 'overlay' in key else ''} to {args.out}"
-            )
-    except Exception as e:  # user errors, also when Hydra wraps one raised in a constructor
-        cause = e if isinstance(e, UserError) else e.__cause__
-        if not isinstance(cause, UserError):
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        return 1
+        labels = LabelSet.from_yaml(args.labels or conf_dir() / "labels" / "landscape.yaml")
+        key = write_trace(args.hidden, args.out, labels, _size(args.size), args.sketch, args.max_pixels)
+        print(
+            f"wrote {key['backdrop']}, {key['palette_key']}, key.json{', overlay.png' if 'overlay' in key else ''} to {args.out}"
+        )
     return 0

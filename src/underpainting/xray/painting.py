@@ -14,7 +14,8 @@ from underpainting.data.colour import rgb_to_yiq, yiq_to_rgb
 from underpainting.data.labels import LabelSet
 from underpainting.data.xray.io import contrast_normalise, load_xray
 from underpainting.errors import UserError
-from underpainting.inference.stages import NSTPainting, Style
+from underpainting.inference.painting import NSTPainting
+from underpainting.inference.stages import Style
 
 
 def xray_content(scene: torch.Tensor, xray: torch.Tensor, weight: float = 1.0) -> torch.Tensor:

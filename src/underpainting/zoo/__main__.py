@@ -9,7 +9,7 @@ import sys
 import torch
 import yaml
 
-from underpainting.errors import UserError
+from underpainting.errors import UserError, exit_on_user_error
 from underpainting.zoo.download import FAMILIES, cache_dir, download, resolve
 from underpainting.zoo.loader import convert, read_published
 
@@ -52,31 +52,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+@exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.command == "list":
-            print(f"cache: {cache_dir()}  (set UNDERPAINTING_HOME to move it)")
-            for family, names in FAMILIES.items():
-                how = "manual download (docs/pretrained.md)" if family == "spade" else "download"
-                print(f"{family} ({how}): {', '.join(names)}")
-        elif args.command == "download":
-            for name in args.names:
-                print(download(name, host=args.mirror))
-        elif args.command == "paint":
-            from underpainting.zoo.paint import paint_photos
+    if args.command == "list":
+        print(f"cache: {cache_dir()}  (set UNDERPAINTING_HOME to move it)")
+        for family, names in FAMILIES.items():
+            how = "manual download (docs/pretrained.md)" if family == "spade" else "download"
+            print(f"{family} ({how}): {', '.join(names)}")
+    elif args.command == "download":
+        for name in args.names:
+            print(download(name, host=args.mirror))
+    elif args.command == "paint":
+        from underpainting.zoo.paint import paint_photos
 
-            print(paint_photos(args.photos, args.model, args.out, args.max_side, args.device))
+        print(paint_photos(args.photos, args.model, args.out, args.max_side, args.device))
+    else:
+        src = resolve(args.src, allow_download=False)
+        options = _options(args.option)
+        if args.command == "info":
+            print(read_published(src, args.source, device="meta", **options).summary())
         else:
-            src = resolve(args.src, allow_download=False)
-            options = _options(args.option)
-            if args.command == "info":
-                print(read_published(src, args.source, device="meta", **options).summary())
-            else:
-                print(convert(src, args.out, args.source, **options))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+            print(convert(src, args.out, args.source, **options))
     return 0
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from underpainting.checkpoints import read
 from underpainting.errors import WeightsError
 
 StateDict = dict[str, torch.Tensor]
@@ -15,20 +16,8 @@ StateDict = dict[str, torch.Tensor]
 
 def read_state_dict(path: Path) -> StateDict:
     """A published `.pth` (`torch.save(net.state_dict())`), read with `weights_only=True`."""
-    if not path.is_file():
-        raise WeightsError(
-            f"{path} does not exist; fix the path or fetch it with `python -m underpainting.zoo`"
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated downloads, HTML error pages saved as .pth, pickled code objects
-        raise WeightsError(
-            f"{path} is not a readable PyTorch state dict ({type(e).__name__}: {e}); "
-            "if it was downloaded, delete it and download it again"
-        ) from e
-    if not isinstance(payload, Mapping):
-        raise WeightsError(f"{path} holds a {type(payload).__name__}, not a state dict of tensors")
-    return dict(payload)
+    fix = "fix the path, or (if it was downloaded) delete it and fetch it again with `python -m underpainting.zoo`"
+    return read(path, "PyTorch state dict", fix)
 
 
 def strip_data_parallel(sd: Mapping[str, torch.Tensor]) -> StateDict:

@@ -1,4 +1,5 @@
-"""The published models by name, their download URLs and the local cache.
+"""The published models by name, their download URLs and the local cache; `find_published` turns a name or a
+path into the generator (or None for the project's own checkpoints).
 
 URLs follow junyanz/pytorch-CycleGAN-and-pix2pix `scripts/download_cyclegan_model.sh`
 (`http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/$FILE.pth`) and `download_pix2pix_model.sh`
@@ -10,11 +11,16 @@ cache. The cache is `$UNDERPAINTING_HOME/zoo` (default `~/.cache/underpainting/z
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from underpainting.checkpoints import peek
 from underpainting.data.download import download_file
 from underpainting.errors import WeightsError
+from underpainting.zoo.loader import Published, read_published
 
 HOST = "http://efrosgans.eecs.berkeley.edu"
 URLS = {
@@ -115,8 +121,6 @@ def download(name: str, cache: Path | None = None, host: str | None = None, time
     finally:
         staging.with_suffix(staging.suffix + ".part").unlink(missing_ok=True)
     try:
-        from underpainting.zoo.loader import read_published
-
         read_published(staging, model.source)
         os.replace(staging, dest)
     except WeightsError as e:
@@ -147,3 +151,19 @@ def resolve(value: str | Path, allow_download: bool = True) -> Path:
             f"{model.family}/{model.name}` or allow downloads (download=true)"
         )
     return download(str(value))
+
+
+def find_published(
+    value: str | Path, source: str = "auto", allow_download: bool = True, **options
+) -> Published | None:
+    """A published `.pth`, SPADE folder, model name (from the cache, fetched when missing) or converted file ->
+    `Published`; None for underpainting's own train.py checkpoints and exported generators."""
+    path = resolve(value, allow_download)
+    if path.is_dir():
+        return read_published(path, source, **options)
+    payload = peek(path) if path.is_file() else None
+    if not isinstance(payload, Mapping) or not payload:
+        return None
+    if "zoo" in payload or all(isinstance(v, torch.Tensor) for v in payload.values()):
+        return read_published(path, source, **options)
+    return None

@@ -1,14 +1,13 @@
 """Published generator files -> the project's networks, with the published weights, in eval mode.
 
-`load_generator("style_vangogh.pth")` gives a `ResnetGenerator`; `load_generator("checkpoints/ade20k_pretrained")`
+`load_published("style_vangogh.pth")` gives a `ResnetGenerator`; `load_published("checkpoints/ade20k_pretrained")`
 a `SPADEGenerator`. The architecture comes from the state dict where its shapes say it, the rest from the
 reference's own option names (`netG`, `num_upsampling_layers`, `dataset_mode`, ...) or a SPADE folder's `opt.txt`.
-`convert` writes the result as an exported-generator file that `infer.py` and `underpainting.export` read.
+`convert` writes the result as an exported-generator file that `infer.py` and `checkpoints.load_exported` read.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from torch import nn
 
+from underpainting.checkpoints import write
 from underpainting.errors import WeightsError
 from underpainting.zoo import junyanz, nvlabs
 from underpainting.zoo.common import (
@@ -172,7 +172,7 @@ def read_published(
     return Published(net, source, shown, config, path, space, TEST_PROTOCOL[source])
 
 
-def load_generator(
+def load_published(
     src: str | Path | Mapping[str, torch.Tensor],
     source: str = "auto",
     *,
@@ -201,15 +201,7 @@ def convert(src: str | Path, out: str | Path, source: str = "auto", **options) -
             "test_protocol": pub.test_protocol,
         },
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return write(payload, out)
 
 
 def _converted(payload: dict, path: Path | None, device, options: Mapping) -> Published:
@@ -238,32 +230,3 @@ def _converted(payload: dict, path: Path | None, device, options: Mapping) -> Pu
     return Published(
         net, zoo["source"], dict(zoo["options"]), payload["config"], path, space, zoo["test_protocol"]
     )
-
-
-# ------------------------------------------------------------------------------------------ inference stages
-def _peek(path: Path) -> object | None:
-    """The file's top-level object, cheaply (memory-mapped where the format allows); None if unreadable."""
-    for mmap in (True, False):  # files in PyTorch's pre-1.6 format cannot be memory-mapped
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except Exception:
-            continue
-    return None
-
-
-def find_published(
-    value: str | Path, source: str = "auto", allow_download: bool = True, **options
-) -> Published | None:
-    """A published `.pth`, SPADE folder, model name (from the cache, fetched when missing) or converted file ->
-    `Published`; None for underpainting's own train.py checkpoints and exported generators."""
-    from underpainting.zoo.download import resolve
-
-    path = resolve(value, allow_download)
-    if path.is_dir():
-        return read_published(path, source, **options)
-    payload = _peek(path) if path.is_file() else None
-    if not isinstance(payload, Mapping) or not payload:
-        return None
-    if "zoo" in payload or all(isinstance(v, torch.Tensor) for v in payload.values()):
-        return read_published(path, source, **options)
-    return None

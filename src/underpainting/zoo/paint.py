@@ -14,7 +14,7 @@ from underpainting.data.images import list_images, load_rgb, pil_to_tensor, tens
 from underpainting.data.sheets import overview_sheet
 from underpainting.errors import WeightsError
 from underpainting.models.tiling import run_large
-from underpainting.zoo.loader import find_published
+from underpainting.zoo.download import find_published
 
 
 def load_painters(models: Sequence[str], device: torch.device) -> dict[str, torch.nn.Module]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from underpainting.data.xray.simulator import luminance
+from underpainting.data.colour import luminance
 
 FIT_PIXELS = 1_000_000  # the fit uses at most this many pixels (evenly spread): same fit, bounded memory
 

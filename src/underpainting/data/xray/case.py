@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
+from underpainting.data.colour import luminance
 from underpainting.data.xray.artefacts import ArtefactRemoval
 from underpainting.data.xray.baseline import regression_baseline
 from underpainting.data.xray.io import load_mosaic, load_xray
 from underpainting.data.xray.registration import register_visible
-from underpainting.data.xray.simulator import luminance
 from underpainting.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from underpainting.data.xray.simulator import luminance
+from underpainting.data.colour import luminance
 from underpainting.errors import DataError
 
 log = logging.getLogger(__name__)

@@ -20,13 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as the reference code's rgb2gray
-
-
-def luminance(rgb: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) RGB in [0, 1] -> (..., 1, H, W) luminance."""
-    w = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
-    return (rgb * w).sum(dim=-3, keepdim=True)
+from underpainting.data.colour import LUMA
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from underpainting.data.xray.simulator import luminance
+from underpainting.data.colour import luminance
 
 
 def _identity_(conv: nn.Conv2d) -> None:
