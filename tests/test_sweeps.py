@@ -81,7 +81,7 @@ def test_multirun_records_a_crashed_trial_and_goes_on(tmp_path):
             *TINY_METRICS,
             "callbacks=[default,metrics]",
             "callbacks.progress_bar=null",
-            "model.optimizer_G.lr=-1,2e-4",  # a negative lr makes Adam raise in the first trial
+            "model.optimizer_G.lr=-1,2e-4",  # a negative lr: the first trial is refused at composition
             f"hydra.sweep.dir={sweep_dir}",
         ],
         tmp_path,
@@ -89,7 +89,10 @@ def test_multirun_records_a_crashed_trial_and_goes_on(tmp_path):
     # Hydra's basic sweeper runs every trial, then reports the failure with a non-zero exit.
     assert proc.returncode != 0
     failure = json.loads((sweep_dir / "0" / "failure.json").read_text())
-    assert failure["type"] == "ValueError" and "learning rate" in failure["message"]
+    assert (
+        failure["type"] == "ConfigError"
+        and "`model.optimizer_G.lr`=-1 must be 0 or more" in failure["message"]
+    )
     assert "model.optimizer_G.lr=-1" in failure["overrides"]
     assert (sweep_dir / "1" / "metrics.json").is_file() and (
         sweep_dir / "1" / "checkpoints" / "last.ckpt"

@@ -96,8 +96,8 @@ def _fit(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None) -> dict[str
         pl.seed_everything(cfg.seed, workers=True)
     datamodule = build(cfg.data, "data")
     model = build(cfg.model, "model")
+    ckpt_path = _checked_ckpt_path(cfg, model)  # the file given is named first when it does not fit
     check_training_size(model, cfg)
-    ckpt_path = _checked_ckpt_path(cfg, model)
     continue_history(cfg, ckpt_path)
     embed = EmbedConfig(cfg)
     callbacks = [
