@@ -24,10 +24,10 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, one_hot
 from underpainting.errors import UserError
 from underpainting.models.losses.gan import GANLoss, GANMode
-from underpainting.models.spade import LabelToImage, label_one_hot
+from underpainting.models.spade import LabelToImage
 
 EvalProtocol = Literal["paper", "eval"]
 
@@ -130,8 +130,8 @@ class Pix2Pix(LabelToImage):
 
     def condition(self, label: torch.Tensor, paths=None) -> torch.Tensor:
         if self.hparams.input_mode == "onehot":
-            return label_one_hot(label, len(self.labels), paths) * 2 - 1
-        label_one_hot(label, len(self.labels), paths)  # same clear error for unknown ids
+            return one_hot(label, len(self.labels), paths) * 2 - 1
+        one_hot(label, len(self.labels), paths)  # same clear error for unknown ids
         return self.colorize(label)
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, instance_edges, one_hot
 from underpainting.errors import DataError, UserError
 from underpainting.models.compile import CompiledNetworks
 from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
@@ -28,36 +28,6 @@ from underpainting.models.schedules import step_after_last_batch
 from underpainting.runtime.rng import RNGState
 
 log = logging.getLogger(__name__)
-
-
-def label_one_hot(ids: torch.Tensor, num_channels: int, paths=None) -> torch.Tensor:
-    """(B, H, W) ids -> (B, num_channels, H, W) float; an id outside 0..num_channels-1 raises a DataError naming the
-    batch's files (instead of the reference's opaque 'index out of bounds' inside scatter)."""
-    ids = ids.long()
-    bad = (ids < 0) | (ids >= num_channels)
-    if bad.any():
-        values = ids[bad].unique().tolist()[:10]
-        where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
-        raise DataError(
-            f"label id(s) {values}{where} outside 0..{num_channels - 1}: the data's labels do not match the model's "
-            "label set (check `labels`, data.label_source and data.dontcare)"
-        )
-    return torch.zeros(ids.shape[0], num_channels, *ids.shape[1:], device=ids.device).scatter_(
-        1, ids[:, None], 1.0
-    )
-
-
-def instance_edges(instance: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) instance ids -> (B, 1, H, W) float map, 1 where a pixel differs from a 4-neighbour (pix2pixHD)."""
-    t = instance[:, None]
-    edge = torch.zeros_like(t, dtype=torch.bool)
-    dx = t[..., :, 1:] != t[..., :, :-1]
-    dy = t[..., 1:, :] != t[..., :-1, :]
-    edge[..., :, 1:] |= dx
-    edge[..., :, :-1] |= dx
-    edge[..., 1:, :] |= dy
-    edge[..., :-1, :] |= dy
-    return edge.float()
 
 
 @torch.no_grad()
@@ -268,7 +238,7 @@ class SPADEModel(LabelToImage):
     # ------------------------------------------------------------------------------------------------- inputs
     def semantics(self, batch: dict) -> torch.Tensor:
         """One-hot label map [+ dont-care channel] [+ instance edge map]: the generator's and discriminator's input."""
-        sem = label_one_hot(batch["label"], self.num_label_channels, batch.get("path"))
+        sem = one_hot(batch["label"], self.num_label_channels, batch.get("path"))
         if self.hparams.use_instance:
             if "instance" not in batch:
                 raise DataError("model.use_instance=true needs instance maps: set data.instance_dir")
