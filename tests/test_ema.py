@@ -13,7 +13,7 @@ from torch import nn
 from tests.test_pix2pix import TINY_PIX2PIX
 from underpainting.export import build_model, export_generators, load_generator
 from underpainting.models.ema import GeneratorEMA, adapt_checkpoint
-from underpainting.models.spade import class_colour_error
+from underpainting.models.label_to_image import class_colour_error
 from underpainting.train import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
