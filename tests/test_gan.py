@@ -12,6 +12,8 @@ from hydra.utils import instantiate
 from tests.conftest import CONF, TINY_CYCLEGAN
 from tests.test_pix2pix import TINY_PIX2PIX
 from tests.test_spade_training import TINY_SPADE, WITH_ENCODER
+from underpainting.config.checks import build
+from underpainting.errors import UserError
 from underpainting.models.cyclegan import CycleGAN
 from underpainting.models.gan import GAN
 from underpainting.models.pix2pix import Pix2Pix
@@ -138,3 +140,9 @@ def test_one_step_in_the_models_order_logs_every_named_term(make_cfg, name):
     assert logged["train/G_total"] == pytest.approx(g_sum, rel=1e-5)
     if name == "cyclegan":
         assert logged["train/cycle"] == pytest.approx(logged["train/cycle_A"] + logged["train/cycle_B"])
+
+
+def test_test_protocol_and_input_mode_are_user_errors_naming_the_key(make_cfg):
+    for key, value in (("test_protocol", "train"), ("input_mode", "rgb")):
+        with pytest.raises(UserError, match=f"{key} must be"):
+            build(make_cfg([*TINY_PIX2PIX, f"model.{key}={value}"]).model, "model")

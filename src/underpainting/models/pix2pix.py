@@ -31,6 +31,11 @@ from underpainting.models.losses.gan import GANLoss, GANMode
 EvalProtocol = Literal["paper", "eval"]
 
 
+def check_protocol(protocol: str) -> None:
+    if protocol not in ("paper", "eval"):
+        raise UserError(f"test_protocol must be 'paper' or 'eval', got {protocol!r}")
+
+
 @contextmanager
 def protocol_mode(
     net: nn.Module, protocol: EvalProtocol = "paper", seed: int | None = None
@@ -38,8 +43,7 @@ def protocol_mode(
     """Within the block, `net` follows `protocol`. "paper": every dropout active and every batch norm normalising
     with the statistics of its input batch, its running statistics left untouched; "eval": `net` as it is.
     `seed` fixes the dropout draws in a forked RNG, so the caller's random stream is not consumed."""
-    if protocol not in ("paper", "eval"):
-        raise UserError(f"test_protocol must be 'paper' or 'eval', got {protocol!r}")
+    check_protocol(protocol)
     if protocol == "eval":
         yield net
         return
@@ -95,9 +99,8 @@ class Pix2Pix(LabelToImage):
         **gan: Any,
     ) -> None:
         if input_mode not in ("color", "onehot"):
-            raise ValueError(f"input_mode must be 'color' or 'onehot', got {input_mode!r}")
-        if test_protocol not in ("paper", "eval"):
-            raise ValueError(f"test_protocol must be 'paper' or 'eval', got {test_protocol!r}")
+            raise UserError(f"model.input_mode must be 'color' or 'onehot', got {input_mode!r}")
+        check_protocol(test_protocol)
         super().__init__(labels, generators={"G": G}, discriminators={"D": D}, **gan)
         self.gan_loss = GANLoss(gan_mode)
         self.input_nc = 3 if input_mode == "color" else len(labels)
