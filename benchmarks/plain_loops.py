@@ -163,7 +163,7 @@ def cyclegan_step(
 def spade(
     size: int, steps: int, warmup: int, precision: str, device: str = "cpu", vgg: str = "random"
 ) -> dict:
-    from underpainting.models.spade import label_one_hot
+    from underpainting.data.labels import one_hot
 
     dev = torch.device(device)
     torch.manual_seed(0)
@@ -175,7 +175,7 @@ def spade(
     opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
     opt_D = torch.optim.Adam(D.parameters(), lr=4e-4, betas=(0.0, 0.9))
     label = torch.randint(0, cfg.G.semantic_nc, (1, size, size), device=dev)
-    sem = label_one_hot(label, cfg.G.semantic_nc)
+    sem = one_hot(label, cfg.G.semantic_nc)
     real = torch.rand(1, 3, size, size, device=dev) * 2 - 1
 
     def discriminate(fake: torch.Tensor):

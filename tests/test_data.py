@@ -17,7 +17,7 @@ from tests.conftest import CONF
 from underpainting.data import download
 from underpainting.data.colour import LUMA, luminance, rgb_to_yiq
 from underpainting.data.images import load_rgb, validate_images
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, one_hot
 from underpainting.data.sampling import DrawSampler
 from underpainting.data.synthetic import SCENE_CLASSES, SyntheticLandscapes
 from underpainting.data.transforms import Preprocess
@@ -56,10 +56,13 @@ def test_labels_match_the_shared_palette_file(shared_dir):
     assert torch.equal(shared.palette, LABELS.palette)
 
 
-def test_label_set_one_hot_rejects_unknown_ids():
-    assert LABELS.one_hot(torch.tensor([[[0, 9]]])).shape == (1, 20, 1, 2)
-    with pytest.raises(ValueError, match=r"\[25\]"):
-        LABELS.one_hot(torch.tensor([[[0, 25]]]))
+def test_one_hot_encodes_ids_and_names_the_files_of_unknown_ids():
+    ids = torch.tensor([[[0, 9], [19, 9]]])
+    onehot = one_hot(ids, len(LABELS))
+    assert onehot.shape == (1, 20, 2, 2) and onehot.dtype == torch.float32
+    assert torch.equal(onehot.argmax(1), ids) and torch.equal(onehot.sum(1), torch.ones(1, 2, 2))
+    with pytest.raises(DataError, match=r"\[-1, 25\] in a.png, b.png outside 0..19"):
+        one_hot(torch.tensor([[[0, 25]], [[-1, 3]]]), len(LABELS), paths=["a.png", "b.png"])
 
 
 def test_synthetic_scenes_are_deterministic_and_use_the_label_set():

@@ -14,7 +14,7 @@ from tests.test_pix2pix import TINY_PIX2PIX
 from underpainting.checkpoints import build_model, load_exported
 from underpainting.export import export_generators
 from underpainting.models.ema import GeneratorEMA, adapt_checkpoint
-from underpainting.models.spade import class_colour_error
+from underpainting.models.label_to_image import class_colour_error
 from underpainting.train import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -15,7 +15,7 @@ from PIL import Image
 from tests.conftest import ROOT, RecordLosses
 from underpainting.checkpoints import build_model
 from underpainting.errors import UserError
-from underpainting.models.spade import class_colour_error
+from underpainting.models.label_to_image import class_colour_error
 from underpainting.train import run
 
 # Tiny SPADE on 32 px synthetic pairs (head 1x1); every loss term on: encoder (KL), VGG with random weights.

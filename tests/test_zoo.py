@@ -10,7 +10,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, one_hot
 from underpainting.errors import WeightsError
 from underpainting.models.networks.resnet import ResnetGenerator
 from underpainting.models.pix2pix import protocol_mode, run_with_protocol
@@ -272,7 +272,7 @@ def test_cityscapes_and_custom_spaces(labels):
     with pytest.raises(WeightsError, match="no cityscapes ids"):
         semantics(sketch(labels), labels, LabelSpace("cityscapes", 35, False, False))
     own = semantics(sketch(labels), labels, LabelSpace("custom", len(labels), False, True))
-    assert torch.equal(own, labels.one_hot(sketch(labels)))
+    assert torch.equal(own, one_hot(sketch(labels), len(labels)))
     with pytest.raises(WeightsError, match="12 custom classes"):
         semantics(sketch(labels), labels, LabelSpace("custom", 12, True, True))
 

@@ -1,7 +1,8 @@
 """The semantic label set shared by every model: class ids, names, sketch colours and source-dataset mappings.
 
 It is built from `conf/labels/*.yaml` so that the synthetic generator, the paired datamodules, sketch decoding,
-SPADE's one-hot input and semantic style transfer all agree on what id 9 means.
+SPADE's one-hot input and semantic style transfer all agree on what id 9 means. `one_hot` and `instance_edges`
+turn label and instance maps into the networks' input channels.
 """
 
 from __future__ import annotations
@@ -15,21 +16,6 @@ import torch
 
 from underpainting.data.correspondences import parse_borrow_table
 from underpainting.errors import DataError
-
-
-def one_hot(ids: torch.Tensor, num_classes: int, paths=None) -> torch.Tensor:
-    """(B, H, W) class ids -> (B, num_classes, H, W) float one-hot (SPADE's input, NST's guides); an id outside
-    0..num_classes-1 raises a DataError naming `paths` (the files the ids came from) instead of corrupting."""
-    ids = ids.long()
-    bad = (ids < 0) | (ids >= num_classes)
-    if bad.any():
-        values = ids[bad].unique().tolist()[:10]
-        where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
-        raise DataError(
-            f"label id(s) {values}{where} outside 0..{num_classes - 1}: the label maps do not match the label set "
-            "(check `labels` and the label files)"
-        )
-    return torch.nn.functional.one_hot(ids, num_classes).movedim(-1, 1).float()
 
 
 @dataclass(frozen=True)
@@ -121,10 +107,32 @@ class LabelSet:
                 lut[v] = c.id
         return lut
 
-    def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
-        """(B, H, W) integer ids -> (B, C, H, W) float one-hot; ids outside the set raise instead of corrupting."""
-        labels = labels.long()
-        if labels.numel() and (labels.min() < 0 or labels.max() >= len(self)):
-            bad = labels[(labels < 0) | (labels >= len(self))].unique().tolist()
-            raise ValueError(f"label ids {bad} are outside this label set (0..{len(self) - 1})")
-        return torch.nn.functional.one_hot(labels, len(self)).movedim(-1, 1).float()
+
+def one_hot(ids: torch.Tensor, num_classes: int, paths: Sequence[str] | None = None) -> torch.Tensor:
+    """(B, H, W) class ids -> (B, num_classes, H, W) float one-hot. An id outside 0..num_classes-1 raises a DataError
+    naming the batch's `paths` (instead of scatter's opaque 'index out of bounds', or a silently wrong map)."""
+    ids = ids.long()
+    bad = (ids < 0) | (ids >= num_classes)
+    if bad.any():
+        values = ids[bad].unique().tolist()[:10]
+        where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
+        raise DataError(
+            f"label id(s) {values}{where} outside 0..{num_classes - 1}: the data's labels do not match the model's "
+            "label set (check `labels`, data.label_source and data.dontcare)"
+        )
+    return torch.zeros(ids.shape[0], num_classes, *ids.shape[1:], device=ids.device).scatter_(
+        1, ids[:, None], 1.0
+    )
+
+
+def instance_edges(instance: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) instance ids -> (B, 1, H, W) float map, 1 where a pixel differs from a 4-neighbour (pix2pixHD)."""
+    t = instance[:, None]
+    edge = torch.zeros_like(t, dtype=torch.bool)
+    dx = t[..., :, 1:] != t[..., :, :-1]
+    dy = t[..., 1:, :] != t[..., :-1, :]
+    edge[..., :, 1:] |= dx
+    edge[..., :, :-1] |= dx
+    edge[..., 1:, :] |= dy
+    edge[..., :-1, :] |= dy
+    return edge.float()

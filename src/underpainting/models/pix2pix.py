@@ -14,22 +14,26 @@ is plain eval mode (running statistics, no dropout).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, one_hot
 from underpainting.errors import UserError
+from underpainting.models.gan import Losses
+from underpainting.models.label_to_image import LabelToImage
 from underpainting.models.losses.gan import GANLoss, GANMode
-from underpainting.models.spade import LabelToImage, label_one_hot
 
 EvalProtocol = Literal["paper", "eval"]
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in ("paper", "eval"):
+        raise UserError(f"test_protocol must be 'paper' or 'eval', got {protocol!r}")
 
 
 @contextmanager
@@ -39,8 +43,7 @@ def protocol_mode(
     """Within the block, `net` follows `protocol`. "paper": every dropout active and every batch norm normalising
     with the statistics of its input batch, its running statistics left untouched; "eval": `net` as it is.
     `seed` fixes the dropout draws in a forked RNG, so the caller's random stream is not consumed."""
-    if protocol not in ("paper", "eval"):
-        raise UserError(f"test_protocol must be 'paper' or 'eval', got {protocol!r}")
+    check_protocol(protocol)
     if protocol == "eval":
         yield net
         return
@@ -79,40 +82,28 @@ def _first_conv_in(net: nn.Module) -> int | None:
 
 
 class Pix2Pix(LabelToImage):
+    """U-Net generator, conditional PatchGAN; per iteration one fake, a D step on it (detached), then a G step.
+    `**gan`: the optimizers, scheduler and run options (`GAN`)."""
+
+    update_order = ("D", "G")  # the reference's optimize_parameters: backward_D, then backward_G
+
     def __init__(
         self,
         G: nn.Module,
         D: nn.Module,
         labels: LabelSet,
-        optimizer_G: Callable[..., Optimizer],
-        optimizer_D: Callable[..., Optimizer],
-        scheduler: Callable[..., LRScheduler] | None = None,
         input_mode: Literal["color", "onehot"] = "color",
         gan_mode: GANMode = "vanilla",
         lambda_L1: float = 100.0,
         test_protocol: EvalProtocol = "paper",
-        seed: int = 0,
-        ema_decay: float | None = None,
-        compile: bool = False,
-        compile_mode: str = "default",
-        compile_backend: str = "inductor",
+        **gan: Any,
     ) -> None:
-        super().__init__(labels)
         if input_mode not in ("color", "onehot"):
-            raise ValueError(f"input_mode must be 'color' or 'onehot', got {input_mode!r}")
-        if test_protocol not in ("paper", "eval"):
-            raise ValueError(f"test_protocol must be 'paper' or 'eval', got {test_protocol!r}")
-        self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["G", "D", "labels", "optimizer_G", "optimizer_D", "scheduler"])
-        self.G, self.D = G, D
-        self.optimizer_G, self.optimizer_D, self.scheduler = optimizer_G, optimizer_D, scheduler
+            raise UserError(f"model.input_mode must be 'color' or 'onehot', got {input_mode!r}")
+        check_protocol(test_protocol)
+        super().__init__(labels, generators={"G": G}, discriminators={"D": D}, **gan)
         self.gan_loss = GANLoss(gan_mode)
         self.input_nc = 3 if input_mode == "color" else len(labels)
-        self._init_ema(ema_decay)
-        self.init_compile(compile, compile_mode, compile_backend)
-
-    def compiled_networks(self) -> dict[str, nn.Module]:
-        return {"G": self.G, "D": self.D}
 
     def setup(self, stage: str) -> None:
         """Channel checks inside `trainer.fit`, so the message reaches the user unwrapped by Hydra."""
@@ -130,8 +121,8 @@ class Pix2Pix(LabelToImage):
 
     def condition(self, label: torch.Tensor, paths=None) -> torch.Tensor:
         if self.hparams.input_mode == "onehot":
-            return label_one_hot(label, len(self.labels), paths) * 2 - 1
-        label_one_hot(label, len(self.labels), paths)  # same clear error for unknown ids
+            return one_hot(label, len(self.labels), paths) * 2 - 1
+        one_hot(label, len(self.labels), paths)  # same clear error for unknown ids
         return self.colorize(label)
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
@@ -142,38 +133,24 @@ class Pix2Pix(LabelToImage):
         cond = self.condition(batch["label"], batch.get("path"))
         return run_with_protocol(self.G, cond, self.hparams.test_protocol, self.hparams.seed)
 
-    def configure_optimizers(self):
-        opt_g, opt_d = self.optimizer_G(self.G.parameters()), self.optimizer_D(self.D.parameters())
-        if self.scheduler is None:
-            return [opt_g, opt_d]
-        return [opt_g, opt_d], [self.scheduler(opt_g), self.scheduler(opt_d)]
+    def step_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        cond = self.condition(batch["label"], batch.get("path"))
+        return {"cond": cond, "real": batch["image"], "fake": self.G(cond)}  # one fake for both steps
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        self.rng.restore_if_pending()
-        opt_g, opt_d = self.optimizers()
-        cond, real = self.condition(batch["label"], batch.get("path")), batch["image"]
-        fake = self.G(cond)
+    def discriminator_losses(self, cond: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> Losses:
+        pred_fake = self.D(torch.cat([cond, fake.detach().to(cond.dtype)], 1))
+        pred_real = self.D(torch.cat([cond, real], 1))
+        return {"D_fake": self.gan_loss(pred_fake, False), "D_real": self.gan_loss(pred_real, True)}
 
-        with self.toggled_optimizer(opt_d):
-            pred_fake = self.D(torch.cat([cond, fake.detach().to(cond.dtype)], 1))
-            pred_real = self.D(torch.cat([cond, real], 1))
-            d_losses = {"D_fake": self.gan_loss(pred_fake, False), "D_real": self.gan_loss(pred_real, True)}
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(0.5 * sum(d_losses.values()))  # halved: slows D relative to G (Sec. 3.3)
-            opt_d.step()
+    def discriminator_objective(self, losses: Losses) -> torch.Tensor:
+        return 0.5 * sum(losses.values())  # halved: slows D relative to G (Sec. 3.3)
 
-        with self.toggled_optimizer(opt_g):
-            g_losses = {
-                "G_GAN": self.gan_loss(
-                    self.D(torch.cat([cond, fake.to(cond.dtype)], 1)), True, for_discriminator=False
-                ),
-                "G_L1": F.l1_loss(fake.float(), real.float()) * self.hparams.lambda_L1,
-            }
-            loss_g = sum(g_losses.values())
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g)
-            opt_g.step()
-        if self.ema is not None:
-            self.ema.update()
-
-        return self._end_step({**g_losses, **d_losses}, loss_g, real.shape[0], batch_idx)
+    def generator_losses(
+        self, cond: torch.Tensor, real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[Losses, Losses]:
+        pred_fake = self.D(torch.cat([cond, fake.to(cond.dtype)], 1))
+        losses = {
+            "G_GAN": self.gan_loss(pred_fake, True, for_discriminator=False),
+            "G_L1": F.l1_loss(fake.float(), real.float()) * self.hparams.lambda_L1,
+        }
+        return losses, {}

@@ -8,167 +8,19 @@ of the updated generator; TTUR learning rates. The batch is `{"label": (B, H, W)
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import nn
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, instance_edges, one_hot
 from underpainting.errors import DataError, UserError
-from underpainting.models.compile import CompiledNetworks
-from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
+from underpainting.models.gan import Losses
+from underpainting.models.label_to_image import LabelToImage
 from underpainting.models.losses.gan import GANLoss, GANMode
 from underpainting.models.losses.matching import FeatureMatchingLoss, kl_divergence
 from underpainting.models.networks.spade import ConvEncoder, MultiscaleDiscriminator, SPADEGenerator
-from underpainting.models.schedules import step_after_last_batch
-from underpainting.runtime.rng import RNGState
-
-log = logging.getLogger(__name__)
-
-
-def label_one_hot(ids: torch.Tensor, num_channels: int, paths=None) -> torch.Tensor:
-    """(B, H, W) ids -> (B, num_channels, H, W) float; an id outside 0..num_channels-1 raises a DataError naming the
-    batch's files (instead of the reference's opaque 'index out of bounds' inside scatter)."""
-    ids = ids.long()
-    bad = (ids < 0) | (ids >= num_channels)
-    if bad.any():
-        values = ids[bad].unique().tolist()[:10]
-        where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
-        raise DataError(
-            f"label id(s) {values}{where} outside 0..{num_channels - 1}: the data's labels do not match the model's "
-            "label set (check `labels`, data.label_source and data.dontcare)"
-        )
-    return torch.zeros(ids.shape[0], num_channels, *ids.shape[1:], device=ids.device).scatter_(
-        1, ids[:, None], 1.0
-    )
-
-
-def instance_edges(instance: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) instance ids -> (B, 1, H, W) float map, 1 where a pixel differs from a 4-neighbour (pix2pixHD)."""
-    t = instance[:, None]
-    edge = torch.zeros_like(t, dtype=torch.bool)
-    dx = t[..., :, 1:] != t[..., :, :-1]
-    dy = t[..., 1:, :] != t[..., :-1, :]
-    edge[..., :, 1:] |= dx
-    edge[..., :, :-1] |= dx
-    edge[..., 1:, :] |= dy
-    edge[..., :-1, :] |= dy
-    return edge.float()
-
-
-@torch.no_grad()
-def class_colour_error(
-    generated: torch.Tensor, real: torch.Tensor, ids: torch.Tensor, num_classes: int
-) -> torch.Tensor:
-    """Mean over (image, class present) of the L1 distance between the class's mean RGB in the generated and in the
-    real image, in [0, 1] units: does each region get its class's colour, whatever the texture."""
-    b = ids.shape[0]
-    onehot = (
-        torch.nn.functional.one_hot(ids.clamp(0, num_classes - 1).long(), num_classes).flatten(1, 2).float()
-    )
-    count = onehot.sum(1)  # (B, C)
-    present = count > 0
-    gen = (generated.float().flatten(2) + 1) / 2  # (B, 3, HW)
-    ref = (real.float().flatten(2) + 1) / 2
-    mean_gen = torch.bmm(gen, onehot) / count.clamp(min=1)[:, None]  # (B, 3, C)
-    mean_ref = torch.bmm(ref, onehot) / count.clamp(min=1)[:, None]
-    err = (mean_gen - mean_ref).abs().mean(1)  # (B, C)
-    return err[present].sum() / present.sum().clamp(min=1) if b else err.new_zeros(())
-
-
-class LabelToImage(CompiledNetworks, AveragedWeights, pl.LightningModule):
-    """What SPADE and pix2pix share: the label set, label-map preprocessing, sample columns, validation metrics,
-    RNG state in checkpoints, per-epoch schedulers, the optional weight average of the generator."""
-
-    exportable: tuple[str, ...] = ("G",)
-
-    def __init__(self, labels: LabelSet) -> None:
-        super().__init__()
-        self.labels = labels
-        self.rng = RNGState()
-        self.ema: GeneratorEMA | None = None
-
-    def _init_ema(self, decay: float | None) -> None:
-        """Call once the exportable networks exist."""
-        self.ema = GeneratorEMA({n: getattr(self, n) for n in self.exportable}, decay) if decay else None
-
-    def colorize(self, ids: torch.Tensor) -> torch.Tensor:
-        """Sketch colours; dont-care pixels (id = number of classes) shown white."""
-        rgb = self.labels.colorize(ids.clamp(max=len(self.labels) - 1))
-        return torch.where((ids >= len(self.labels))[:, None], torch.ones_like(rgb), rgb)
-
-    def generate(self, batch: dict) -> torch.Tensor:
-        raise NotImplementedError
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        fake, real = self.generate(batch), batch["image"]
-        n = real.shape[0]
-        self.log_dict(
-            {
-                "val/L1": (fake.float() - real.float()).abs().mean(),
-                "val/class_colour_error": class_colour_error(fake, real, batch["label"], len(self.labels)),
-            },
-            sync_dist=True,
-            batch_size=n,
-        )
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        fake, real = self.generate(batch), batch["image"]
-        self.log_dict(
-            {
-                "test/L1": (fake.float() - real.float()).abs().mean(),
-                "test/class_colour_error": class_colour_error(fake, real, batch["label"], len(self.labels)),
-            },
-            sync_dist=True,
-            batch_size=real.shape[0],
-        )
-
-    @torch.no_grad()
-    def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Columns of the sample grid: label colour map | generated | real."""
-        return {
-            "label": self.colorize(batch["label"]),
-            "generated": self.generate(batch),
-            "real": batch["image"],
-        }
-
-    @torch.no_grad()
-    def eval_pairs(self, batch: dict) -> dict[str, torch.Tensor]:
-        return {
-            "generated": self.generate(batch),
-            "reference": batch["image"],
-            "source": self.colorize(batch["label"]),
-        }
-
-    def _end_step(
-        self, losses: dict[str, torch.Tensor], total_g: torch.Tensor, n: int, batch_idx: int
-    ) -> dict:
-        """Log the step's losses and learning rates, step per-epoch schedulers after the epoch's last batch; the
-        returned losses are what the divergence guard checks."""
-        opt_g, opt_d = self.optimizers()
-        logs = {f"train/{k}": v.detach() for k, v in losses.items()}
-        logs["train/G_total"] = total_g.detach()
-        self.log_dict(logs, batch_size=n)
-        self.log_dict(
-            {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}, batch_size=n
-        )
-        step_after_last_batch(self, batch_idx)
-        return logs
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng"] = self.rng.capture()
-        if self.ema is not None:
-            self.ema.fix_checkpoint(checkpoint)
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if note := adapt_checkpoint(checkpoint["state_dict"], self.ema, self.exportable):
-            log.info(note)
-        if "rng" in checkpoint:
-            self.rng.schedule(checkpoint["rng"])
 
 
 class SPADEModel(LabelToImage):
@@ -181,17 +33,17 @@ class SPADEModel(LabelToImage):
         vgg: a factory for the perceptual loss (`VGGPerceptualLoss`, built only when `lambda_vgg` > 0, kept out of
             checkpoints since its weights are fixed).
         lambda_feat, lambda_vgg, lambda_kld: loss weights (reference 10, 10, 0.05).
+        **gan: the optimizers, scheduler and run options (`GAN`).
     """
+
+    not_hyperparameters = ("labels", "vgg")
 
     def __init__(
         self,
         G: SPADEGenerator,
         D: MultiscaleDiscriminator,
         labels: LabelSet,
-        optimizer_G: Callable[..., Optimizer],
-        optimizer_D: Callable[..., Optimizer],
         E: ConvEncoder | None = None,
-        scheduler: Callable[..., LRScheduler] | None = None,
         vgg: Callable[[], nn.Module] | None = None,
         gan_mode: GANMode = "hinge",
         lambda_feat: float = 10.0,
@@ -199,19 +51,10 @@ class SPADEModel(LabelToImage):
         lambda_kld: float = 0.05,
         contain_dontcare_label: bool = False,
         use_instance: bool = False,
-        seed: int = 0,
-        ema_decay: float | None = None,
-        compile: bool = False,
-        compile_mode: str = "default",
-        compile_backend: str = "inductor",
+        **gan: Any,
     ) -> None:
-        super().__init__(labels)
-        self.automatic_optimization = False
-        self.save_hyperparameters(
-            ignore=["G", "D", "E", "labels", "optimizer_G", "optimizer_D", "scheduler", "vgg"]
-        )
-        self.G, self.D, self.E = G, D, E
-        self.optimizer_G, self.optimizer_D, self.scheduler = optimizer_G, optimizer_D, scheduler
+        # G and the style encoder E are the G side: trained by optimizer_G, averaged, exported
+        super().__init__(labels, generators={"G": G, "E": E}, discriminators={"D": D}, **gan)
         self.semantic_nc = len(labels) + int(contain_dontcare_label) + int(use_instance)
         self.num_label_channels = len(labels) + int(contain_dontcare_label)
         self.gan_loss = GANLoss(gan_mode)
@@ -220,12 +63,10 @@ class SPADEModel(LabelToImage):
         # are fixed, so they stay out of checkpoints and optimizers.
         self._vgg_factory = vgg
         object.__setattr__(self, "_vgg", None)
-        self._init_ema(ema_decay)
-        self.init_compile(compile, compile_mode, compile_backend)
 
     def compiled_networks(self) -> dict[str, nn.Module]:
-        nets = {"G": self.G, "D": self.D, "E": self.E, "vgg": self._vgg}  # the VGG exists after setup("fit")
-        return {k: v for k, v in nets.items() if v is not None}
+        nets = super().compiled_networks()  # + the VGG, which exists after setup("fit")
+        return {**nets, "vgg": self._vgg} if self._vgg is not None else nets
 
     def setup(self, stage: str) -> None:
         """Checks and the VGG load run here, inside `trainer.fit`, so their errors reach the user unwrapped (and
@@ -237,10 +78,6 @@ class SPADEModel(LabelToImage):
                     "model.lambda_vgg > 0 needs model.vgg (the VGG19 perceptual loss); or set lambda_vgg=0"
                 )
             object.__setattr__(self, "_vgg", self._vgg_factory())
-
-    @property
-    def exportable(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("G", "E") if self.E is not None else ("G",)
 
     def _check_networks(self) -> None:
         hint = (
@@ -268,7 +105,7 @@ class SPADEModel(LabelToImage):
     # ------------------------------------------------------------------------------------------------- inputs
     def semantics(self, batch: dict) -> torch.Tensor:
         """One-hot label map [+ dont-care channel] [+ instance edge map]: the generator's and discriminator's input."""
-        sem = label_one_hot(batch["label"], self.num_label_channels, batch.get("path"))
+        sem = one_hot(batch["label"], self.num_label_channels, batch.get("path"))
         if self.hparams.use_instance:
             if "instance" not in batch:
                 raise DataError("model.use_instance=true needs instance maps: set data.instance_dir")
@@ -332,16 +169,10 @@ class SPADEModel(LabelToImage):
         return [[f[:n] for f in scale] for scale in out], [[f[n:] for f in scale] for scale in out]
 
     # ------------------------------------------------------------------------------------------------ training
-    def configure_optimizers(self):
-        g_params = list(self.G.parameters()) + (list(self.E.parameters()) if self.E is not None else [])
-        opt_g, opt_d = self.optimizer_G(g_params), self.optimizer_D(self.D.parameters())
-        if self.scheduler is None:
-            return [opt_g, opt_d]
-        return [opt_g, opt_d], [self.scheduler(opt_g), self.scheduler(opt_d)]
+    def step_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {"sem": self.semantics(batch), "real": batch["image"]}
 
-    def generator_losses(
-        self, sem: torch.Tensor, real: torch.Tensor
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def generator_losses(self, sem: torch.Tensor, real: torch.Tensor) -> tuple[Losses, Losses]:
         hp = self.hparams
         fake, kld = self._generate_train(sem, real, with_kld=True)
         pred_fake, pred_real = self.discriminate(sem, fake, real)
@@ -352,35 +183,13 @@ class SPADEModel(LabelToImage):
             losses["G_VGG"] = self.vgg_loss(fake, real) * hp.lambda_vgg
         if kld is not None:
             losses["KLD"] = kld
-        return losses, fake
+        return losses, {}  # the D step draws its own fake
 
-    def discriminator_losses(self, sem: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    def discriminator_losses(self, sem: torch.Tensor, real: torch.Tensor) -> Losses:
         with torch.no_grad():  # the reference draws a fresh fake from the just-updated generator
             fake, _ = self._generate_train(sem, real, with_kld=False)
         pred_fake, pred_real = self.discriminate(sem, fake.detach(), real)
         return {"D_fake": self.gan_loss(pred_fake, False), "D_real": self.gan_loss(pred_real, True)}
-
-    def training_step(self, batch: dict, batch_idx: int) -> None:
-        self.rng.restore_if_pending()
-        opt_g, opt_d = self.optimizers()
-        sem, real = self.semantics(batch), batch["image"]
-
-        with self.toggled_optimizer(opt_g):  # D frozen while G learns to fool it
-            g_losses, _ = self.generator_losses(sem, real)
-            loss_g = sum(g_losses.values())
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(loss_g)
-            opt_g.step()
-        if self.ema is not None:
-            self.ema.update()
-
-        with self.toggled_optimizer(opt_d):
-            d_losses = self.discriminator_losses(sem, real)
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(sum(d_losses.values()))
-            opt_d.step()
-
-        return self._end_step({**g_losses, **d_losses}, loss_g, real.shape[0], batch_idx)
 
     @torch.no_grad()
     def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:

@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from underpainting.data.labels import LabelSet
+from underpainting.data.labels import LabelSet, instance_edges, one_hot
 from underpainting.errors import WeightsError
-from underpainting.models.spade import instance_edges, label_one_hot
 
 UNLABELED = 255  # the reference maps this value to the dontcare channel `label_nc`
 SOURCES = {"ade20k": "ade20k", "coco": "coco_stuff"}  # reference dataset_mode -> LabelSet source name
@@ -68,7 +67,7 @@ def semantics(ids: torch.Tensor, labels: LabelSet, space: LabelSpace) -> torch.T
     """(B, H, W) sketch ids -> (B, semantic_nc, H, W): the reference's `preprocess_input` of the remapped map."""
     raw = source_label_map(ids, labels, space)
     channels = torch.where(raw == UNLABELED, torch.full_like(raw, space.label_nc), raw)
-    onehot = label_one_hot(channels, space.label_nc + int(space.contain_dontcare_label))
+    onehot = one_hot(channels, space.label_nc + int(space.contain_dontcare_label))
     if space.no_instance:
         return onehot
     return torch.cat([onehot, instance_edges(raw)], 1)  # the label map stands in for the instance map
