@@ -101,6 +101,17 @@ def _no_leftover_log_handlers():
             handler.close()
 
 
+@pytest.fixture(autouse=True)
+def _pil_limit_restored():
+    """The app's entry point sets PIL's process-wide bomb check to its pixel limit (`guard_decoding`): a test that
+    runs it in-process must not leave that limit to the tests after it."""
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = before
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

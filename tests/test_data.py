@@ -387,3 +387,20 @@ def test_broken_symlinks_are_reported_not_dropped(tmp_path):
     assert f"dangling.jpg: a symlink to {folder / 'gone.jpg'}, which does not exist" in str(e.value)
     assert "loop.jpg: a symlink that leads back to itself" in str(e.value)
     assert [p.name for p in validate_images(files, on_bad_file="skip")] == ["good.png"]
+
+
+def test_a_refusal_by_pils_own_check_still_names_the_size(tmp_path, monkeypatch):
+    """The app lowers PIL's global bomb check to its limit (`guard_decoding`); an image PIL then refuses by itself
+    gets the same one line as ours, with its width and height, not PIL's bare pixel count."""
+    from underpainting.data.images import ImageTooLarge, guard_decoding, open_image, pixel_limit
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    path = _bomb(tmp_path / "wide.png", 3000)  # 9 MP
+    guard_decoding(2_000_000)  # PIL refuses above 2 MP
+    with pixel_limit(1_000_000, "max_pixels"), pytest.raises(ImageTooLarge) as e:
+        with open_image(path):
+            pass
+    assert str(e.value).startswith(
+        f"{path}: 3000x3000 px (9.0 MP) is over the limit of 1.0 MP (`max_pixels=1000000`)"
+    )
+    assert Image.MAX_IMAGE_PIXELS == 1_000_000  # PIL's global limit left as the app set it

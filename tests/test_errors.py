@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,6 +134,26 @@ def test_wandb_goes_offline_by_itself_without_a_key(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "mode offline" in r.stdout
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_a_failed_run_ends_its_wandb_run_so_the_next_run_in_the_process_logs_its_own(make_cfg, tmp_path):
+    """Lightning's WandbLogger reuses an active `wandb.run`: a run that failed after W&B started must end it, or
+    the next run in the same process (a Hydra multirun's next trial) logs into the failed one."""
+    import lightning.pytorch as pl
+    import wandb
+
+    class Boom(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            raise UserError("stopped on purpose")
+
+    with pytest.raises(UserError, match="on purpose"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run(make_cfg([*FAST, "logger=wandb", "run_name=failed"], "failed"), extra_callbacks=[Boom()])
+    assert wandb.run is None
+    cfg = make_cfg([*FAST, "logger=wandb", "run_name=next", "trainer.max_steps=2"], "next")
+    _run(cfg)
+    assert list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
 
 
 def _failing(exc: BaseException):

@@ -22,7 +22,7 @@ from underpainting.runtime.precision import warn_if_emulated
 from underpainting.runtime.quiet import quiet
 from underpainting.runtime.run_lock import hold_run_folder
 from underpainting.tracking.loggers import continue_history, summarize_loggers
-from underpainting.tracking.wandb_mode import configure_wandb_mode, wandb_start_error
+from underpainting.tracking.wandb_mode import configure_wandb_mode, finish_wandb_run, wandb_start_error
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,16 @@ def _fit(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None) -> dict[str
         *(extra_callbacks or []),
     ]
     loggers = _instantiate_group(cfg.get("logger"), "logger")
+    try:
+        metrics = _fit_logged(cfg, model, datamodule, ckpt_path, callbacks, loggers)
+    except BaseException:
+        finish_wandb_run(failed=True)
+        raise
+    finish_wandb_run()
+    return metrics
+
+
+def _fit_logged(cfg: DictConfig, model, datamodule, ckpt_path, callbacks, loggers) -> dict[str, float]:
     trainer: pl.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         try:
@@ -135,10 +145,6 @@ def _fit(cfg: DictConfig, extra_callbacks: list[pl.Callback] | None) -> dict[str
     summarize_loggers(loggers, trainer.global_step)  # TensorBoard HParams, W&B best values
     for logger in loggers:
         logger.finalize("success")
-    if "wandb" in (cfg.get("logger") or {}):
-        import wandb
-
-        wandb.finish()
     return metrics
 
 

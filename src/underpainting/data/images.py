@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
@@ -125,9 +124,23 @@ def link_problem(path: Path) -> str | None:
     return None
 
 
-def _bomb_size(err: Exception) -> str:
-    m = re.search(r"\((\d+) pixels\)", str(err))
-    return f"{int(m.group(1)) / 1e6:.0f} MP" if m else "too many pixels"
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header, for a file PIL's own bomb check refused to open. Runs PIL's format
+    openers directly (what `Image.open` does before its check): no decoding, and no change to PIL's global limit,
+    which other threads (the app's jobs, Gradio) rely on."""
+    Image.init()
+    with open(path, "rb") as fp:
+        prefix = fp.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            if accept is not None and not accept(prefix):
+                continue
+            fp.seek(0)
+            try:
+                return factory(fp, str(path)).size
+            except Exception:  # this opener does not read it: try the next, as Image.open does
+                continue
+    return None
 
 
 @contextlib.contextmanager
@@ -143,7 +156,10 @@ def open_image(path: str | Path) -> Iterator[Image.Image]:
     try:
         img = Image.open(path)
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{path}: {_bomb_size(e)} is over the limit of {limit.advice()}") from None
+        size = _header_size(path)
+        if size is not None:
+            limit.check(path, size)  # over ours too (the usual case): the one-line refusal with its size
+        raise ImageTooLarge(f"{path}: {e} Over the limit of {limit.advice()}") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{path}: cannot be read as an image ({e}); replace or remove the file") from e
     with img:

@@ -7,6 +7,7 @@ import logging
 import netrc
 import os
 import socket
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlparse
@@ -70,3 +71,12 @@ def configure_wandb_mode(preflight: bool = False) -> str:
     if preflight:
         check_wandb_reachable()
     return os.environ.get("WANDB_MODE", "online")
+
+
+def finish_wandb_run(failed: bool = False) -> None:
+    """End the process's W&B run, if one is active (exit code 1 when the run failed). Lightning's WandbLogger
+    reuses an active `wandb.run`: left open by a failed run, the next run in the same process (a trial of a Hydra
+    multirun, a test) would log into it and leave its own folder without W&B files."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=1 if failed else 0)
