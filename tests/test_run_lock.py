@@ -72,3 +72,27 @@ def test_an_unwritable_run_folder_is_named_with_its_key(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(DestinationError, match=r"`hydra.run.dir` .*/file/run: cannot write there"):
         run_lock.acquire(tmp_path / "file" / "run")
+
+
+def test_infer_takes_the_lock_too(tmp_path):
+    """infer's run folder is named after its stages (`${hydra:runtime.choices...}`): the lock callback must resolve
+    it (it warned "HydraConfig was not set" on every `python infer.py` and took no lock)."""
+    import warnings
+
+    from tests.conftest import ROOT, run_console_script
+    from underpainting import cli
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # Hydra turns a callback's exception into a UserWarning
+        run_console_script(
+            cli.infer,
+            [
+                f"paths.log_dir={tmp_path}",  # the run folder itself from conf/hydra: <log_dir>/infer/<time>_<stages>
+                "infer/stage1=procedural",
+                "infer/stage2=[]",
+                f"input={ROOT / 'examples' / 'sketches' / 'synthetic_seed3.png'}",
+                "progress=false",
+            ],
+        )
+    [lock] = tmp_path.glob("infer/*/.run.lock")
+    assert "procedural" in lock.parent.name

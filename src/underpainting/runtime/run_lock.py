@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -118,6 +119,9 @@ class RunFolderLock(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         if not is_rank_zero():
             return
+        # Hydra sets its HydraConfig only after this hook; `hydra.run.dir` may use `${hydra:...}` (infer's run
+        # name is its stage choices), which cannot resolve without it.
+        HydraConfig.instance().set_config(config)
         folder = str(OmegaConf.select(config, "hydra.run.dir"))
         with read_write(config.hydra), open_dict(config.hydra):
             config.hydra.run.dir = folder
