@@ -69,3 +69,33 @@ def test_eval_protocol_is_plain_eval_mode(make_cfg):
     b = batch()
     with torch.no_grad():
         assert torch.equal(model.generate(b), model.G(model.condition(b["label"])))
+
+
+@pytest.fixture
+def process_group(tmp_path):
+    """A gloo process group around the test (one rank: enough to put SyncBatchNorm on its collective path)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'group'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_paper_protocol_is_rank_local_under_sync_batchnorm(make_cfg, process_group):
+    """Under `trainer=ddp` (sync_batchnorm) the sample grid renders on rank 0 alone: the paper protocol must not
+    enter SyncBatchNorm's collective (the other ranks never join it), and validation numbers must not depend on the
+    GPU count. On a CPU that collective path raises at once instead of waiting."""
+    from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
+
+    plain = instantiate(make_cfg(TINY_PIX2PIX).model).eval()
+    trained_like(plain)
+    synced = TorchSyncBatchNorm().apply(instantiate(make_cfg(TINY_PIX2PIX).model).eval())
+    synced.load_state_dict(plain.state_dict())
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.G.modules())
+    before = {k: v.clone() for k, v in synced.G.state_dict().items()}
+    with torch.no_grad():
+        expected, got = plain.generate(batch()), synced.generate(batch())
+    torch.testing.assert_close(got, expected)
+    after = synced.G.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items()), "running statistics untouched"
+    assert all(not m.training for m in synced.G.modules() if isinstance(m, torch.nn.SyncBatchNorm))
