@@ -138,6 +138,35 @@ def test_sampler_shards_ranks_disjointly_and_resumes(monkeypatch):
     assert list(s) == full, "the skip applies once"
 
 
+@pytest.mark.parametrize("num_items", [5, 3, 1])
+def test_evaluation_shards_hold_every_item_once(monkeypatch, num_items):
+    """Validation under DDP: a padded shard showed an image twice to the epoch's metrics (5 on 2 ranks: 3 + 3).
+    With fewer items than ranks each rank still gets one (a rank without a batch would hang the others)."""
+    import underpainting.data.sampling as sampling
+
+    shards = []
+    for rank in (0, 1):
+        monkeypatch.setattr(sampling, "_world", lambda r=rank: (r, 2))
+        sampler = DrawSampler(num_items, shuffle=False, pad=False)
+        shards.append([i for i, _ in sampler])
+        assert len(sampler) == len(shards[-1]) >= 1
+    seen = shards[0] + shards[1]
+    assert sorted(seen) == list(range(num_items)) if num_items >= 2 else seen == [0, 0]
+    monkeypatch.setattr(sampling, "_world", lambda: (0, 1))
+    assert [i for i, _ in DrawSampler(num_items, shuffle=False, pad=False)] == list(range(num_items))
+
+
+def test_datamodules_validate_on_unpadded_shards(tmp_path, monkeypatch):
+    import underpainting.data.sampling as sampling
+
+    m = dm(make_dataset(tmp_path / "d", counts=(3, 5, 3, 3)), batch_size=1)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(sampling, "_world", lambda r=rank: (r, 2))
+        seen += [float(b["A"].mean()) for b in m.val_dataloader()]
+    assert len(seen) == len(set(seen)) == len(m.val_set) == 3
+
+
 @pytest.mark.parametrize("mode", ["resize_and_crop", "scale_width_and_crop", "crop", "scale_width", "none"])
 def test_preprocess_modes(mode):
     p = Preprocess(mode=mode, load_size=40, crop_size=32)
