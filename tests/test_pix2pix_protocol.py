@@ -71,17 +71,7 @@ def test_eval_protocol_is_plain_eval_mode(make_cfg):
         assert torch.equal(model.generate(b), model.G(model.condition(b["label"])))
 
 
-@pytest.fixture
-def process_group(tmp_path):
-    """A gloo process group around the test (one rank: enough to put SyncBatchNorm on its collective path)."""
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'group'}", rank=0, world_size=1)
-    yield
-    dist.destroy_process_group()
-
-
-def test_paper_protocol_is_rank_local_under_sync_batchnorm(make_cfg, process_group):
+def test_paper_protocol_is_rank_local_under_sync_batchnorm(make_cfg, gloo_group):
     """Under `trainer=ddp` (sync_batchnorm) the sample grid renders on rank 0 alone: the paper protocol must not
     enter SyncBatchNorm's collective (the other ranks never join it), and validation numbers must not depend on the
     GPU count. On a CPU that collective path raises at once instead of waiting."""

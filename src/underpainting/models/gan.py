@@ -27,9 +27,10 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from underpainting.models.compile import CompiledNetworks
 from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
-from underpainting.models.image_pool import ImagePool, pools_of_every_rank
+from underpainting.models.image_pool import ImagePool
 from underpainting.models.schedules import step_after_last_batch
-from underpainting.runtime.rng import RNGState
+from underpainting.runtime.distributed import of_every_rank
+from underpainting.runtime.rng import RNGState, rank_seed, seed_rank
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +172,24 @@ class GAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.log_evaluation(batch, "test")
 
+    def configure_model(self) -> None:
+        """After the networks are built (identical weights on every rank), before a checkpoint is restored: each
+        DDP rank its own random streams - global (dropout, VAE noise) and the image pools' - not rank 0's."""
+        super().configure_model()  # compile
+        if (rank := self.global_rank) > 0:
+            seed_rank(rank)
+            for i, pool in enumerate(self.image_pools().values()):
+                pool.generator.manual_seed(rank_seed(self.hparams.seed + i, rank))
+
     # ---------------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if pools := self.image_pools():
             checkpoint["image_pools"] = {name: pool.state_dict() for name, pool in pools.items()}
-            if (by_rank := pools_of_every_rank(checkpoint["image_pools"])) is not None:
+            if (by_rank := of_every_rank(checkpoint["image_pools"])) is not None:
                 checkpoint["image_pools_by_rank"] = by_rank  # [0] is the same as image_pools
         checkpoint["rng"] = self.rng.capture()
+        if (by_rank := of_every_rank(checkpoint["rng"])) is not None:
+            checkpoint["rng_by_rank"] = by_rank  # each rank's dropout and noise streams; [0] is `rng`
         if self.ema is not None:
             self.ema.fix_checkpoint(checkpoint)
 
@@ -190,5 +202,5 @@ class GAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
         if states is not None:  # on the module's device; `query` follows the fakes' device after that
             for name, pool in self.image_pools().items():
                 pool.load_state_dict(states[name], device=self.device)
-        if "rng" in checkpoint:
-            self.rng.schedule(checkpoint["rng"])
+        if note := self.rng.for_rank(checkpoint, self.global_rank):
+            log.info(note)
