@@ -49,6 +49,13 @@ def dm(root, **kw) -> VanGoghLandscapes:
     return m
 
 
+def test_one_hot_reads_nothing_back_from_an_accelerator():
+    """The id check reads the ids on the host: free on the CPU, a sync per training step on a GPU. A meta tensor has
+    no values to read, so it stands in for a GPU one."""
+    ids = torch.zeros(2, 4, 4, dtype=torch.long, device="meta")
+    assert one_hot(ids, len(LABELS)).shape == (2, len(LABELS), 4, 4)
+
+
 def test_labels_match_the_shared_palette_file(shared_dir):
     shared = LabelSet.from_yaml(shared_dir / "data" / "landscape_segments" / "classes.yaml")
     assert shared.names == LABELS.names

@@ -167,8 +167,11 @@ class GAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
         self.log_dict(logs, batch_size=n)
         if shown := self.progress_bar(logs):
             self.log_dict(shown, prog_bar=True, batch_size=n)
+        # as host tensors: Lightning turns a Python number into a tensor on the module's device, a blocking copy (and
+        # a wait for the GPU's queue) at every step
+        lrs = {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}
         self.log_dict(
-            {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}, batch_size=n
+            {k: v if torch.is_tensor(v) else torch.tensor(float(v)) for k, v in lrs.items()}, batch_size=n
         )
         return logs
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from underpainting.data.labels import LabelSet, one_hot
+from underpainting.errors import UserError
 from underpainting.models.gan import GAN
 
 
@@ -46,6 +47,23 @@ class LabelToImage(GAN):
 
     def generate(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
+
+    def label_ids(self) -> int:
+        """How many ids (0..n-1) the one-hot input takes."""
+        return len(self.labels)
+
+    def check_data_labels(self) -> None:
+        """At setup, once: the data's ids fit the one-hot input. `one_hot` checks every batch on the CPU only (on a
+        GPU that check would be a host sync per step), so a dont-care id the model has no channel for is caught here."""
+        given = getattr(self.trainer.datamodule, "semantic_nc", None) if self._trainer is not None else None
+        if given is not None and given > self.label_ids():
+            raise UserError(
+                f"the data gives label ids 0..{given - 1} (data.dontcare=true adds id {len(self.labels)} for "
+                f"unlabelled pixels) but {type(self).__name__} one-hot encodes {self.label_ids()}: set "
+                f"data.dontcare=false{self.dontcare_hint}"
+            )
+
+    dontcare_hint = ""
 
     def log_evaluation(self, batch: dict, stage: str) -> None:
         fake, real, ids = self.generate(batch), batch["image"], batch["label"]

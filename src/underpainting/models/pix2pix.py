@@ -113,6 +113,7 @@ class Pix2Pix(LabelToImage):
 
     def setup(self, stage: str) -> None:
         """Channel checks inside `trainer.fit`, so the message reaches the user unwrapped by Hydra."""
+        self.check_data_labels()
         g_in, d_in, mode = _first_conv_in(self.G), _first_conv_in(self.D), self.hparams.input_mode
         if g_in is not None and g_in != self.input_nc:
             raise UserError(
