@@ -32,12 +32,12 @@ VARIANTS = {  # project overrides per variant
 def project(size: int, precision: str, variant: str, steps: int, accelerator: str) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchmarks.step_timer import StepTimer
-    from tests.conftest import compose_train
+    from underpainting.config.compose import compose_run
     from underpainting.train import run
 
     timer = StepTimer(memory_step=WARMUP + steps)
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_cyclegan_{size}_{precision}_{variant}"
-    cfg = compose_train(
+    cfg = compose_run(
         [
             "model=cyclegan",
             *VARIANTS[variant],
@@ -58,6 +58,7 @@ def project(size: int, precision: str, variant: str, steps: int, accelerator: st
             "print_config=false",
         ],
         out,
+        root_dir=ROOT,
     )
     run(cfg, extra_callbacks=[timer])
     t = timer.times[WARMUP:]
@@ -105,7 +106,7 @@ def main() -> None:
         )
         print("RESULT " + json.dumps(r))
         return
-    rows = []
+    rows, failed = [], []
     for size in args.sizes:
         jobs = [("plain", pr, v) for pr in args.precisions for v in args.plain_variants]
         jobs += [("project", pr, v) for pr in args.precisions for v in args.variants]
@@ -113,17 +114,20 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--one", loop, str(size), precision, variant, "--steps", str(args.steps),
                    "--accelerator", accelerator]  # fmt: skip
             env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
-            env["OMP_NUM_THREADS"] = str(args.threads)  # tests.conftest (composing the configs) pins this
+            env["OMP_NUM_THREADS"] = str(args.threads)
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
             line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
             if r.returncode or not line:
                 print(f"{loop} {size}px {precision} {variant}: failed\n{r.stderr[-2000:]}", file=sys.stderr)
+                failed.append(f"{loop} {size}px {precision} {variant}")
                 continue
             rows.append(json.loads(line[0][7:]))
             print(f"  {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     print_table(rows, args.steps)
+    if failed:  # the table shows what ran; the exit status says a row is missing (benchmarks/gpu_check.sh)
+        sys.exit(f"{len(failed)} row(s) failed: {', '.join(failed)}")
 
 
 def print_table(rows: list[dict], steps: int) -> None:
