@@ -1,10 +1,11 @@
 """CycleGAN training speed and peak allocated memory against a plain reference-style loop, in one run.
 
-    python benchmarks/cyclegan.py [--steps 4] [--sizes 128 256] [--precisions 32-true bf16-mixed]
-                                  [--variants base compile fused]
+    python benchmarks/cyclegan.py [--steps 4] [--warmup 2] [--sizes 128 256]
+                                  [--precisions 32-true bf16-mixed 16-mixed] [--variants base compile fused]
 
 Rows: the project (real Hydra config + Trainer, synthetic data) for each variant, and `plain_loops.cyclegan` (the
-reference's `optimize_parameters` on the same nets, no Lightning), fp32 and bf16 autocast, eager and compiled.
+reference's `optimize_parameters` on the same nets, no Lightning), fp32, bf16 autocast and fp16 with loss scaling,
+eager and compiled. Exits non-zero when a row failed.
 Each row runs in its own process, in the order given, interleaved per size; the first steps are warm-up (and the
 compile) and excluded. Peak memory is allocated tensor memory of one extra step (benchmarks/memory.py), not RSS.
 `x plain fp32` is the speed-up over the plain fp32 loop at the same size (the issue's goal: >= 3 at 256 px).
@@ -20,7 +21,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WARMUP = 2
 VARIANTS = {  # project overrides per variant
     "base": [],
     "compile": ["model.compile=true"],
@@ -29,21 +29,21 @@ VARIANTS = {  # project overrides per variant
 }
 
 
-def project(size: int, precision: str, variant: str, steps: int, accelerator: str) -> dict:
+def project(size: int, precision: str, variant: str, steps: int, accelerator: str, warmup: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchmarks.step_timer import StepTimer
-    from tests.conftest import compose_train
+    from underpainting.config.compose import compose_run
     from underpainting.train import run
 
-    timer = StepTimer(memory_step=WARMUP + steps)
+    timer = StepTimer(memory_step=warmup + steps)
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_cyclegan_{size}_{precision}_{variant}"
-    cfg = compose_train(
+    cfg = compose_run(
         [
             "model=cyclegan",
             *VARIANTS[variant],
             "data=synthetic",
             f"data.image_size={size}",
-            f"data.num_train={steps + WARMUP + 1}",
+            f"data.num_train={steps + warmup + 1}",
             "data.num_workers=0",
             "data.batch_size=1",
             "logger=none",
@@ -58,18 +58,19 @@ def project(size: int, precision: str, variant: str, steps: int, accelerator: st
             "print_config=false",
         ],
         out,
+        root_dir=ROOT,
     )
     run(cfg, extra_callbacks=[timer])
-    t = timer.times[WARMUP:]
+    t = timer.times[warmup:]
     return {"s_per_iter": sum(t) / len(t), "peak_mib": timer.peak_bytes / 2**20}
 
 
-def plain(size: int, precision: str, variant: str, steps: int, accelerator: str) -> dict:
+def plain(size: int, precision: str, variant: str, steps: int, accelerator: str, warmup: int) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchmarks import plain_loops
 
     device = "cuda" if accelerator == "gpu" else "cpu"
-    return plain_loops.cyclegan(size, steps, WARMUP, precision, device, compile="compile" in variant)
+    return plain_loops.cyclegan(size, steps, warmup, precision, device, compile="compile" in variant)
 
 
 def device_name(accelerator: str) -> str:
@@ -83,6 +84,7 @@ def device_name(accelerator: str) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (the compile happens there)")
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     p.add_argument("--variants", nargs="+", default=["base", "compile"], choices=list(VARIANTS))
@@ -99,31 +101,35 @@ def main() -> None:
     accelerator = args.accelerator or ("gpu" if torch.cuda.is_available() else "cpu")
     if args.one:
         loop, size, precision, variant = args.one
-        r = (project if loop == "project" else plain)(int(size), precision, variant, args.steps, accelerator)
+        run = project if loop == "project" else plain
+        r = run(int(size), precision, variant, args.steps, accelerator, args.warmup)
         r.update(
             loop=loop, size=int(size), precision=precision, variant=variant, device=device_name(accelerator)
         )
         print("RESULT " + json.dumps(r))
         return
-    rows = []
+    rows, failed = [], []
     for size in args.sizes:
         jobs = [("plain", pr, v) for pr in args.precisions for v in args.plain_variants]
         jobs += [("project", pr, v) for pr in args.precisions for v in args.variants]
         for loop, precision, variant in jobs:
             cmd = [sys.executable, __file__, "--one", loop, str(size), precision, variant, "--steps", str(args.steps),
-                   "--accelerator", accelerator]  # fmt: skip
+                   "--warmup", str(args.warmup), "--accelerator", accelerator]  # fmt: skip
             env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
-            env["OMP_NUM_THREADS"] = str(args.threads)  # tests.conftest (composing the configs) pins this
+            env["OMP_NUM_THREADS"] = str(args.threads)
             r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
             line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
             if r.returncode or not line:
                 print(f"{loop} {size}px {precision} {variant}: failed\n{r.stderr[-2000:]}", file=sys.stderr)
+                failed.append(f"{loop} {size}px {precision} {variant}")
                 continue
             rows.append(json.loads(line[0][7:]))
             print(f"  {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     print_table(rows, args.steps)
+    if failed:  # the table shows what ran; the exit status says a row is missing (benchmarks/gpu_check.sh)
+        sys.exit(f"{len(failed)} row(s) failed: {', '.join(failed)}")
 
 
 def print_table(rows: list[dict], steps: int) -> None:

@@ -12,7 +12,8 @@ on the same networks the project's configs build, with the reference's optimizer
   Gram / (b c h w), L-BFGS over the image, pixels clamped in the closure. `layers="gatys"` puts the losses where
   Gatys et al. (and the project) do, conv4_2 / conv1_1, 2_1, 3_1, 4_1, 5_1: the same work as the project's step.
 
-`precision` is "32-true" or "bf16-mixed" (plain `torch.autocast`, as one would add to the reference by hand).
+`precision` is "32-true", "bf16-mixed" (plain `torch.autocast`, as one would add to the reference by hand) or, for
+the GAN loops, "16-mixed" (fp16 autocast with a `GradScaler`, as the reference's `--amp`-style patches do).
 """
 
 from __future__ import annotations
@@ -38,10 +39,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _autocast(precision: str, device: torch.device):
-    if precision not in ("32-true", "bf16-mixed"):
-        raise ValueError(f"plain loops run 32-true or bf16-mixed, not {precision}")
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16-mixed")
+def _autocast(precision: str, device: torch.device, scaled: bool = False):
+    """`scaled`: the loop scales its losses (a GradScaler), so fp16 is allowed."""
+    if precision not in ("32-true", "bf16-mixed", *(("16-mixed",) if scaled else ())):
+        raise ValueError(
+            f"this plain loop runs 32-true or bf16-mixed{' or 16-mixed' if scaled else ''}, not {precision}"
+        )
+    dtype = torch.float16 if precision == "16-mixed" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=precision != "32-true")
+
+
+def _scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for 16-mixed (a no-op otherwise), one for both optimizers as Lightning's precision plugin."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
 
 
 def timed(
@@ -63,12 +73,9 @@ def timed(
 
 
 def _model_cfg(overrides: list[str]):
-    import sys
+    from underpainting.config.compose import compose_run
 
-    sys.path.insert(0, str(ROOT))
-    from tests.conftest import compose_train
-
-    return compose_train(overrides, Path("/tmp/plain_loop_cfg")).model
+    return compose_run(overrides, Path("/tmp/plain_loop_cfg"), root_dir=ROOT).model
 
 
 def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
@@ -120,6 +127,7 @@ def cyclegan_step(
     opt_G = torch.optim.Adam(itertools.chain(G_A.parameters(), G_B.parameters()), **adam)
     opt_D = torch.optim.Adam(itertools.chain(D_A.parameters(), D_B.parameters()), **adam)
     pool_A, pool_B = _Pool(), _Pool()
+    scaler = _scaler(precision, dev)
     real_A = torch.rand(1, 3, size, size, device=dev) * 2 - 1
     real_B = torch.rand(1, 3, size, size, device=dev) * 2 - 1
     lam, lam_idt = 10.0, 0.5
@@ -128,14 +136,14 @@ def cyclegan_step(
         return F.mse_loss(pred, torch.full_like(pred, float(real)))
 
     def step() -> None:
-        with _autocast(precision, dev):
+        with _autocast(precision, dev, scaled=True):
             fake_B = G_A(real_A)
             rec_A = G_B(fake_B)
             fake_A = G_B(real_B)
             rec_B = G_A(fake_A)
         _set_requires_grad([D_A, D_B], False)
         opt_G.zero_grad()
-        with _autocast(precision, dev):
+        with _autocast(precision, dev, scaled=True):
             loss_idt_A = F.l1_loss(G_A(real_B), real_B) * lam * lam_idt
             loss_idt_B = F.l1_loss(G_B(real_A), real_A) * lam * lam_idt
             loss_G = (
@@ -146,15 +154,17 @@ def cyclegan_step(
                 + loss_idt_A
                 + loss_idt_B
             )
-        loss_G.backward()
-        opt_G.step()
+        scaler.scale(loss_G).backward()
+        scaler.step(opt_G)
+        scaler.update()
         _set_requires_grad([D_A, D_B], True)
         opt_D.zero_grad()
         for D, real, fake in ((D_A, real_B, pool_B.query(fake_B)), (D_B, real_A, pool_A.query(fake_A))):
-            with _autocast(precision, dev):
+            with _autocast(precision, dev, scaled=True):
                 loss_D = (gan(D(real), True) + gan(D(fake.detach()), False)) * 0.5
-            loss_D.backward()
-        opt_D.step()
+            scaler.scale(loss_D).backward()
+        scaler.step(opt_D)
+        scaler.update()
 
     nets = (G_A, G_B, D_A, D_B)
     return step, lambda: state_bytes(nets, (opt_G, opt_D))
@@ -177,6 +187,7 @@ def spade(
     label = torch.randint(0, cfg.G.semantic_nc, (1, size, size), device=dev)
     sem = one_hot(label, cfg.G.semantic_nc)
     real = torch.rand(1, 3, size, size, device=dev) * 2 - 1
+    scaler = _scaler(precision, dev)
 
     def discriminate(fake: torch.Tensor):
         out = D(torch.cat([torch.cat([sem, fake], 1), torch.cat([sem, real], 1)], 0))
@@ -184,7 +195,7 @@ def spade(
 
     def step() -> None:
         opt_G.zero_grad()
-        with _autocast(precision, dev):
+        with _autocast(precision, dev, scaled=True):
             fake = G(sem)
             pred_fake, pred_real = discriminate(fake)
             loss = -sum(s[-1].float().mean() for s in pred_fake) / len(pred_fake)
@@ -194,10 +205,11 @@ def spade(
                 for f, r in zip(sf[:-1], sr[:-1], strict=True)
             )
             loss = loss + feat * cfg.lambda_feat / len(pred_fake) + vgg_loss(fake, real) * cfg.lambda_vgg
-        loss.backward()
-        opt_G.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt_G)
+        scaler.update()
         opt_D.zero_grad()
-        with _autocast(precision, dev):
+        with _autocast(precision, dev, scaled=True):
             with torch.no_grad():
                 fake = G(sem)
             pred_fake, pred_real = discriminate(fake.detach().requires_grad_())
@@ -205,8 +217,9 @@ def spade(
                 F.relu(1 + f[-1].float()).mean() + F.relu(1 - r[-1].float()).mean()
                 for f, r in zip(pred_fake, pred_real, strict=True)
             ) / len(pred_fake)
-        loss_D.backward()
-        opt_D.step()
+        scaler.scale(loss_D).backward()
+        scaler.step(opt_D)
+        scaler.update()
 
     return timed(step, steps, warmup, dev, lambda: state_bytes((G, D, vgg_loss), (opt_G, opt_D)))
 

@@ -54,7 +54,7 @@ def measure(
         dev = "cuda" if accelerator == "gpu" else "cpu"
         return row | plain_loops.spade(size, steps, WARMUP, precision, dev, vgg)
     from benchmarks.step_timer import StepTimer
-    from tests.conftest import compose_train
+    from underpainting.config.compose import compose_run
     from underpainting.train import run
 
     timer = StepTimer(memory_step=WARMUP + steps)
@@ -80,7 +80,7 @@ def measure(
         overrides += [f"model.vgg.weights={vgg}", f"model.G.crop_size={size}"]
     if model == "pix2pix" and size != 256:
         overrides += [f"model.G.num_downs={size.bit_length() - 1}"]
-    cfg = compose_train(overrides, out)
+    cfg = compose_run(overrides, out, root_dir=ROOT)
     run(cfg, extra_callbacks=[timer])
     t = timer.times[WARMUP:]
     return row | {"s_per_iter": sum(t) / len(t), "peak_mib": timer.peak_bytes / 2**20}
@@ -114,18 +114,19 @@ def main() -> None:
         print("RESULT " + json.dumps(r))
         return
     precisions = args.precisions or ["32-true", "bf16-mixed"] + (["16-mixed"] if accelerator == "gpu" else [])
-    rows = []
+    rows, failed = [], []
     for model in args.models:
         for size in args.sizes:
             for precision in precisions:
                 cmd = [sys.executable, __file__, "--one", model, str(size), precision, "--steps", str(args.steps),
                        "--batch", str(args.batch), "--accelerator", accelerator, "--vgg-weights", args.vgg_weights]  # fmt: skip
                 env = {**os.environ, "WANDB_MODE": "offline", "PYTHONWARNINGS": "ignore"}
-                env["OMP_NUM_THREADS"] = str(args.threads)  # tests.conftest (composing the configs) pins this
+                env["OMP_NUM_THREADS"] = str(args.threads)
                 r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
                 line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
                 if r.returncode or not line:
                     print(f"{model} {size}px {precision}: failed\n{r.stderr[-2000:]}", file=sys.stderr)
+                    failed.append(f"{model} {size}px {precision}")
                     continue
                 rows.append(json.loads(line[0][7:]))
                 print(f"  {model} {size}px {precision}: {rows[-1]['s_per_iter']:.3f} s/iter", file=sys.stderr)
@@ -155,6 +156,8 @@ def main() -> None:
         "x plain: SPADE's speed-up over the plain NVlabs-style loop (spade_plain) at the same size and precision"
     )
     print("peak MiB: allocated tensor memory (weights, grads, Adam state and the step's peak), not RSS")
+    if failed:
+        sys.exit(f"{len(failed)} row(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,17 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture
+def gloo_group(tmp_path):
+    """A one-rank gloo process group around the test: enough to put DDP and SyncBatchNorm on their distributed
+    paths in-process (the multi-rank runs are train.py subprocesses)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'gloo_group'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_log_handlers():
     """A Hydra app run in a test sets up the root logger (a console handler on that test's captured stdout, a file

@@ -155,3 +155,32 @@ def test_inductor_generator_matches_eager_forward_and_backward():
     assert outs[1][1].keys() == outs[0][1].keys()
     for k, g in outs[0][1].items():
         torch.testing.assert_close(outs[1][1][k], g, rtol=1e-3, atol=1e-5, msg=k)
+
+
+def test_triton_needs_a_c_compiler(monkeypatch):
+    """On a GPU inductor's kernels are Triton's, and Triton builds a C launcher for each (gcc/clang, or $CC): the
+    check that named the missing compiler ran on the CPU only, so a GPU run died in its first step instead."""
+    from underpainting.models.compile import _check_compiler
+
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(ConfigError, match="on a GPU needs a C compiler: Triton .* gcc or clang"):
+        _check_compiler("inductor", torch.device("cuda"))
+    _check_compiler("aot_eager", torch.device("cuda"))  # no codegen, no compiler
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}" if name == "clang" else None)
+    _check_compiler("inductor", torch.device("cuda"))
+
+
+def test_a_network_past_the_recompile_limit_is_reported_in_the_run_log(make_cfg, monkeypatch, caplog):
+    """After recompile_limit graphs for one function torch runs it eagerly, saying so on its own stderr handler
+    only: the run log (and Hydra's train.log) must say it, with what to do. Limit 1: the D step's frozen generator
+    (no grad) is a second graph already."""
+    import logging
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    caplog.set_level(logging.WARNING, logger="underpainting.models.compile")
+    run(make_cfg([*SHORT, "model.compile=true", "model.compile_backend=eager", "trainer.max_steps=4"]))
+    reports = [r.getMessage() for r in caplog.records if r.name == "underpainting.models.compile"]
+    assert reports and "runs eagerly from now on" in reports[0] and "TORCH_LOGS=recompiles" in reports[0]
+    assert "recompile_limit (1)" in reports[0] and "'forward'" in reports[0], reports[0]

@@ -50,6 +50,13 @@ def dm(root, **kw) -> VanGoghLandscapes:
     return m
 
 
+def test_one_hot_reads_nothing_back_from_an_accelerator():
+    """The id check reads the ids on the host: free on the CPU, a sync per training step on a GPU. A meta tensor has
+    no values to read, so it stands in for a GPU one."""
+    ids = torch.zeros(2, 4, 4, dtype=torch.long, device="meta")
+    assert one_hot(ids, len(LABELS)).shape == (2, len(LABELS), 4, 4)
+
+
 def test_labels_match_the_shared_palette_file(shared_dir):
     shared = LabelSet.from_yaml(shared_dir / "data" / "landscape_segments" / "classes.yaml")
     assert shared.names == LABELS.names
@@ -137,6 +144,35 @@ def test_sampler_shards_ranks_disjointly_and_resumes(monkeypatch):
     s.resume(epoch=0, skip=4)
     assert list(s) == full[4:]
     assert list(s) == full, "the skip applies once"
+
+
+@pytest.mark.parametrize("num_items", [5, 3, 1])
+def test_evaluation_shards_hold_every_item_once(monkeypatch, num_items):
+    """Validation under DDP: a padded shard showed an image twice to the epoch's metrics (5 on 2 ranks: 3 + 3).
+    With fewer items than ranks each rank still gets one (a rank without a batch would hang the others)."""
+    import underpainting.data.sampling as sampling
+
+    shards = []
+    for rank in (0, 1):
+        monkeypatch.setattr(sampling, "_world", lambda r=rank: (r, 2))
+        sampler = DrawSampler(num_items, shuffle=False, pad=False)
+        shards.append([i for i, _ in sampler])
+        assert len(sampler) == len(shards[-1]) >= 1
+    seen = shards[0] + shards[1]
+    assert sorted(seen) == list(range(num_items)) if num_items >= 2 else seen == [0, 0]
+    monkeypatch.setattr(sampling, "_world", lambda: (0, 1))
+    assert [i for i, _ in DrawSampler(num_items, shuffle=False, pad=False)] == list(range(num_items))
+
+
+def test_datamodules_validate_on_unpadded_shards(tmp_path, monkeypatch):
+    import underpainting.data.sampling as sampling
+
+    m = dm(make_dataset(tmp_path / "d", counts=(3, 5, 3, 3)), batch_size=1)
+    seen = []
+    for rank in (0, 1):
+        monkeypatch.setattr(sampling, "_world", lambda r=rank: (r, 2))
+        seen += [float(b["A"].mean()) for b in m.val_dataloader()]
+    assert len(seen) == len(set(seen)) == len(m.val_set) == 3
 
 
 @pytest.mark.parametrize("mode", ["resize_and_crop", "scale_width_and_crop", "crop", "scale_width", "none"])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import warnings
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -103,3 +104,56 @@ def test_inference_refuses_non_finite_weights_and_flat_outputs(make_cfg, tmp_pat
     flat = _broken_checkpoint(make_cfg, tmp_path, "flat")
     with pytest.raises(WeightsError, match=r"flat\.ckpt: the painting is one flat colour"):
         CycleGANPainting(str(flat)).setup(labels, torch.device("cpu"))
+
+
+class InfGradients(pl.Callback):
+    """Every backward leaves inf gradients (finite losses): the GradScaler skips each step and halves its scale."""
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        for p in pl_module.parameters():
+            if p.grad is not None:
+                p.grad.fill_(float("inf"))
+
+
+class RecordScale(RecordLosses):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self.losses[trainer.global_step]["scale"] = float(trainer.callback_metrics["amp/loss_scale"])
+
+
+def _fp16_on_cpu(cfg) -> None:
+    """16-mixed with loss scaling on the CPU: an explicit plugin (Lightning turns CPU `precision=16-mixed` into bf16).
+    The scale starts at 4, so an overflowing run goes below 1 within two batches (G and D steps halve it)."""
+    cfg.trainer.precision = None
+    scaler = {"_target_": "torch.amp.GradScaler", "device": "cpu", "init_scale": 4.0}
+    plugin = {
+        "_target_": "lightning.pytorch.plugins.MixedPrecision",
+        "precision": "16-mixed",
+        "device": "cpu",
+    }
+    cfg.trainer.plugins.append({**plugin, "scaler": scaler})
+
+
+@pytest.mark.parametrize("overflowing", [True, False])
+def test_a_stalled_fp16_loss_scale_stops_the_run(make_cfg, tmp_path, overflowing):
+    rec = RecordScale()
+    cfg = make_cfg([*FAST, "trainer.log_every_n_steps=1", "trainer.max_steps=16"])
+    _fp16_on_cpu(cfg)
+    extra = [InfGradients()] if overflowing else []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if not overflowing:
+            run(cfg, extra_callbacks=[rec])
+            assert all(rec.losses[s]["scale"] >= 1 for s in rec.losses), "a healthy run goes on"
+            assert max(rec.losses) == 16
+            return
+        with pytest.raises(TrainingDiverged, match="fp16 loss scale has stayed below 1 for 3 checks") as err:
+            run(cfg, extra_callbacks=[rec, *extra])
+    assert "trainer.precision=bf16-mixed" in str(err.value)
+    assert all(torch.isfinite(torch.tensor(list(v.values()))).all() for v in rec.losses.values()), (
+        "losses finite"
+    )
+    scales = [rec.losses[s]["scale"] for s in sorted(rec.losses)]
+    assert scales[0] <= 2 and scales[-1] < 1, "logged every step"
+    assert max(rec.losses) <= 2 * 5, "stopped at the third check below 1 (batch 5 at the latest)"
+    assert not list(tmp_path.rglob("*.ckpt")), "no checkpoint from the stalled state"

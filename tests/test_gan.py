@@ -146,3 +146,34 @@ def test_test_protocol_and_input_mode_are_user_errors_naming_the_key(make_cfg):
     for key, value in (("test_protocol", "train"), ("input_mode", "rgb")):
         with pytest.raises(UserError, match=f"{key} must be"):
             build(make_cfg([*TINY_PIX2PIX, f"model.{key}={value}"]).model, "model")
+
+
+class LoggedValues(pl.Callback):
+    """Every value the module hands to `log` / `log_dict` in its training steps."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        log, log_dict = pl_module.log, pl_module.log_dict
+
+        def spy_log(name, value, *args, **kwargs):
+            self.values[name] = value
+            return log(name, value, *args, **kwargs)
+
+        def spy_log_dict(values, *args, **kwargs):
+            self.values.update(values)
+            return log_dict(values, *args, **kwargs)
+
+        pl_module.log, pl_module.log_dict = spy_log, spy_log_dict
+
+
+def test_a_training_step_logs_no_python_numbers(make_cfg):
+    """Lightning turns a logged Python number into a tensor on the module's device: on a GPU a blocking copy that
+    waits for the queue, at every step. Losses stay on the device; the learning rates go as host tensors."""
+    spy = LoggedValues()
+    run(make_cfg([*TINY_CYCLEGAN, "trainer.max_steps=2", "callbacks.sample_grid.every_n_steps=0"]), [spy])
+    assert {"lr/G", "lr/D", "train/G_total"} <= set(spy.values)
+    numbers = {k: v for k, v in spy.values.items() if not torch.is_tensor(v)}
+    assert not numbers
+    assert spy.values["lr/G"].device.type == "cpu" and float(spy.values["lr/G"]) == pytest.approx(2e-4)

@@ -8,6 +8,7 @@ import warnings
 
 import lightning.pytorch as pl
 import pytest
+import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -31,7 +32,7 @@ def _callback(tmp_path, lpips_pairs: str = "reference", artfid: bool = False, **
     return MetricsCallback(evaluator, output_dir=str(tmp_path), **kw)
 
 
-def _trainer(tmp_path, callbacks, epochs=3) -> pl.Trainer:
+def _trainer(tmp_path, callbacks, epochs=3, **kw) -> pl.Trainer:
     return pl.Trainer(
         accelerator="cpu",
         max_epochs=epochs,
@@ -42,6 +43,7 @@ def _trainer(tmp_path, callbacks, epochs=3) -> pl.Trainer:
         enable_model_summary=False,
         callbacks=callbacks,
         default_root_dir=str(tmp_path),
+        **kw,
     )
 
 
@@ -73,3 +75,28 @@ def test_final_evaluation_on_patches(tmp_path):
     assert final["protocol"]["n_generated"] == 4  # one 64 px image -> four 32 px patches
     assert "32x32 patches" in final["protocol"]["summary"]
     assert trainer.callback_metrics["final/artfid"] == pytest.approx(final["metrics"]["artfid"])
+
+
+class AutocastProbe(Tiny):
+    """Records whether the networks ran under autocast: in validation_step, and in the metrics' eval_pairs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, set[bool]] = {"validation_step": set(), "eval_pairs": set()}
+
+    def validation_step(self, batch, batch_idx):
+        self.seen["validation_step"].add(torch.is_autocast_enabled("cpu"))
+
+    def eval_pairs(self, batch):
+        self.seen["eval_pairs"].add(torch.is_autocast_enabled("cpu"))
+        return super().eval_pairs(batch)
+
+
+def test_eval_pairs_runs_under_the_trainers_autocast(tmp_path):
+    """A compiled network called outside the autocast of training and validation is one more graph variant: a
+    recompile on the way to torch.compile's limit, after which it runs eagerly. The metrics see fp32 images."""
+    model = AutocastProbe()
+    trainer = _trainer(tmp_path, [_callback(tmp_path)], epochs=1, precision="bf16-mixed")
+    trainer.fit(model)
+    assert model.seen == {"validation_step": {True}, "eval_pairs": {True}}
+    assert json.loads((tmp_path / "metrics.json").read_text())["val"]["metrics"]["fid"] is not None

@@ -307,3 +307,31 @@ def test_shared_vgg16_semantic_control():
         m.attach(problem, [{"edge": 32, "steps": 30}])
         dists[semantic] = region_distance(m.optimise(), problem.styles[0], problem.content_labels)
     assert dists[True] < 0.8 * dists[False], dists
+
+
+def _held_tensors(module: torch.nn.Module):
+    """Every tensor a module or one of its submodules holds, directly or in a dict (parameters, buffers, targets)."""
+    for prefix, sub in module.named_modules():
+        for attr, value in vars(sub).items():
+            for key, v in value.items() if isinstance(value, dict) else [(None, value)]:
+                if torch.is_tensor(v):
+                    yield f"{prefix}.{attr}[{key}]", v
+
+
+@pytest.mark.parametrize("style_loss", ["gram", "both"])
+def test_targets_and_level_images_move_with_the_module(style_loss):
+    """Lightning calls `setup` (which builds every target and level image) before it moves the module to the GPU:
+    everything a step reads must move with it. The meta device stands in for CUDA."""
+    m = make(semantic=True, objective={"style_loss": style_loss})
+    m.attach(synthetic(32), [{"edge": 32, "steps": 2}])
+    held = dict(_held_tensors(m))
+    assert any("targets" in k for k in held) and any("_level_images" in k for k in held)
+    if style_loss == "both":
+        assert any("patches" in k for k in held) and any("content_guide" in k for k in held)
+    m.to("meta")
+    left = [name for name, t in _held_tensors(m) if t.device.type != "meta"]
+    assert not left, f"left on the CPU after the move: {left}"
+    kept = [
+        k for k in m.state_dict() if any(w in k for w in ("targets", "_level_images", "patches", "guide"))
+    ]
+    assert not kept, "targets are recomputed from the inputs, not checkpointed"

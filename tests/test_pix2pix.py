@@ -126,3 +126,18 @@ def test_seeded_training_moves_class_colours_toward_target(make_cfg):
     print(f"class colour error {before:.3f} -> {after:.3f}")
     # Measured (AMD, 1 and 2 threads, seeds 1889/7/42): 0.184 -> 0.068-0.079; bounds with >= 39% margin.
     assert after < 0.11 and after < 0.6 * before, f"class colour error {before:.3f} -> {after:.3f}"
+
+
+def test_class_colour_error_holds_under_fp16_autocast():
+    """Validation runs under the trainer's autocast: at 512 px one class's pixel sum (262144 x 0.6) is past fp16's
+    65504 and the metric came out nan."""
+    from underpainting.models.label_to_image import class_colour_error
+
+    real = torch.full((1, 3, 512, 512), 0.2)
+    ids = torch.zeros(1, 512, 512, dtype=torch.long)
+    ids[:, :8] = 1
+    fp32 = class_colour_error(real + 0.2, real, ids, 3)
+    with torch.autocast("cpu", dtype=torch.float16):
+        err = class_colour_error(real + 0.2, real, ids, 3)
+    assert float(fp32) == pytest.approx(0.1, abs=1e-4), "0.2 in [-1, 1] = 0.1 in [0, 1], for both classes"
+    assert float(err) == float(fp32)

@@ -69,3 +69,23 @@ def test_eval_protocol_is_plain_eval_mode(make_cfg):
     b = batch()
     with torch.no_grad():
         assert torch.equal(model.generate(b), model.G(model.condition(b["label"])))
+
+
+def test_paper_protocol_is_rank_local_under_sync_batchnorm(make_cfg, gloo_group):
+    """Under `trainer=ddp` (sync_batchnorm) the sample grid renders on rank 0 alone: the paper protocol must not
+    enter SyncBatchNorm's collective (the other ranks never join it), and validation numbers must not depend on the
+    GPU count. On a CPU that collective path raises at once instead of waiting."""
+    from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
+
+    plain = instantiate(make_cfg(TINY_PIX2PIX).model).eval()
+    trained_like(plain)
+    synced = TorchSyncBatchNorm().apply(instantiate(make_cfg(TINY_PIX2PIX).model).eval())
+    synced.load_state_dict(plain.state_dict())
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.G.modules())
+    before = {k: v.clone() for k, v in synced.G.state_dict().items()}
+    with torch.no_grad():
+        expected, got = plain.generate(batch()), synced.generate(batch())
+    torch.testing.assert_close(got, expected)
+    after = synced.G.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items()), "running statistics untouched"
+    assert all(not m.training for m in synced.G.modules() if isinstance(m, torch.nn.SyncBatchNorm))

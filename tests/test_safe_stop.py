@@ -190,3 +190,39 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(make_cfg, tmp_
             )
         )
     assert not tmp.exists()
+
+
+@pytest.mark.slow
+def test_a_requeue_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """Two DDP ranks started as `srun` starts them (SLURM variables, gloo), SLURM's signal sent to rank 1 only: the
+    ranks agree after the step, both save the hpc checkpoint together (its gathers are collectives) and stop; rank 0
+    requeues the job. A rank that acted alone left the other training, both waiting in mismatched collectives."""
+    from tests.test_multinode import _free_port
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    run_dir = tmp_path / "run"
+    args = ["trainer=ddp_cpu", "trainer.max_epochs=50"]
+    slurm = {**ENV, **SLURM, "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "MASTER_ADDR": "127.0.0.1",
+             "MASTER_PORT": str(_free_port()), "PATH": f"{bin_dir}:{ENV['PATH']}"}  # fmt: skip
+    ranks = [
+        _start(run_dir, *args, env={**slurm, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}) for r in (0, 1)
+    ]
+    try:
+        _wait_for_step(run_dir / "checkpoints" / "last.ckpt", 8, ranks[0])
+        os.kill(ranks[1].pid, signal.SIGUSR1)
+        results = [_finish(p, timeout=120) for p in ranks]
+    finally:
+        for p in ranks:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    for rc, text in results:
+        assert rc == 0 and "Traceback" not in text, text[-3000:]
+    stop = re.search(r"stopping at step (\d+) .*: SLURM's requeue signal; hpc checkpoint", results[0][1])
+    assert stop, results[0][1][-3000:]
+    assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"], "rank 0 requeues, once"
+    (hpc,) = run_dir.glob("hpc_ckpt_*.ckpt")
+    state = torch.load(hpc, weights_only=True)
+    assert state["global_step"] == int(stop.group(1)) and len(state["rng_by_rank"]) == 2

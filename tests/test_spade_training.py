@@ -185,3 +185,14 @@ def test_ddp_cpu_two_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 2 * 2  # 8 scenes over 2 ranks, batch 2: 2 batches per rank, G + D steps
+
+
+@pytest.mark.parametrize("model", ["spade", "pix2pix"])
+def test_dontcare_ids_without_a_channel_for_them_stop_at_setup(make_cfg, model):
+    """On a GPU the per-batch id check is skipped (a host sync per step): a data/model mismatch is caught once, at
+    setup, before any step, on every device."""
+    from tests.test_pix2pix import TINY_PIX2PIX
+
+    tiny = TINY_SPADE if model == "spade" else TINY_PIX2PIX
+    with pytest.raises(UserError, match="data.dontcare=true adds id 20 .* set data.dontcare=false"):
+        run(make_cfg([*tiny, "data.dontcare=true", "trainer.max_steps=1"]))

@@ -32,11 +32,21 @@ class DivergenceGuard(Callback):
     max_loss: a logged loss term above this (in absolute value) counts as diverged, like nan/inf; None: only
         non-finite values. GAN terms here stay below ~1e3; NST reports its normalised objective.
     check_every_n_steps: training steps (batches) between checks; None: `trainer.log_every_n_steps`.
+    min_loss_scale: fp16 only: a GradScaler scale below this means the gradients overflow even unscaled (DeepSpeed's
+        `min_loss_scale` default, 1); None: not watched.
+    loss_scale_patience: checks in a row with the scale below `min_loss_scale` before the run stops.
     """
 
-    def __init__(self, max_loss: float | None = 1.0e6, check_every_n_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        max_loss: float | None = 1.0e6,
+        check_every_n_steps: int | None = None,
+        min_loss_scale: float | None = 1.0,
+        loss_scale_patience: int = 3,
+    ) -> None:
         self.max_loss = max_loss
         self.check_every_n_steps = check_every_n_steps
+        self.min_loss_scale, self.loss_scale_patience = min_loss_scale, loss_scale_patience
         self._names: list[str] = []
         self._first: torch.Tensor | None = (
             None  # (T,) global step at which each term first went bad, -1: never
@@ -47,6 +57,9 @@ class DivergenceGuard(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._every = self.check_every_n_steps or trainer.log_every_n_steps or 1
         self._names, self._first, self._value, self._batches = [], None, None, 0
+        self._low_scale_checks, self._scale = 0, None
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        self._scaler = scaler if scaler is not None and scaler.is_enabled() else None
 
     # ----------------------------------------------------------------------------- record (device only)
     @torch.no_grad()
@@ -56,9 +69,22 @@ class DivergenceGuard(Callback):
         }
         if terms:
             self._record(terms, trainer.global_step)
+        if self._scaler is not None and (scale := self._scaler._get_scale_async()) is not None:
+            pl_module.log("amp/loss_scale", scale.detach().clone(), on_step=True, on_epoch=False)
         self._batches += 1
         if self._batches % self._every == 0:
+            self._watch_loss_scale()
             self.check(trainer, pl_module)
+
+    def _watch_loss_scale(self) -> None:
+        """One host read of the scale per check; counts the checks in a row that found it below the bound."""
+        if self._scaler is None or self.min_loss_scale is None:
+            return
+        self._scale = self._scaler.get_scale()
+        self._low_scale_checks = self._low_scale_checks + 1 if self._scale < self.min_loss_scale else 0
+
+    def _scale_stalled(self) -> bool:
+        return self._low_scale_checks >= self.loss_scale_patience
 
     def _record(self, terms: dict[str, torch.Tensor], step: int) -> None:
         if list(terms) != self._names:  # first step, or the model logs other terms now: start over
@@ -77,7 +103,8 @@ class DivergenceGuard(Callback):
 
     # ----------------------------------------------------------------------------- check (one sync)
     def _local_bad(self) -> bool:
-        return self._first is not None and bool((self._first >= 0).any())
+        losses = self._first is not None and bool((self._first >= 0).any())
+        return losses or self._scale_stalled()
 
     def _check_local_and_raise(self, trainer: pl.Trainer | None) -> None:
         if self._local_bad():
@@ -117,6 +144,14 @@ class DivergenceGuard(Callback):
 
     # ----------------------------------------------------------------------------- message
     def _message(self, trainer: pl.Trainer | None, pl_module: pl.LightningModule | None = None) -> str:
+        if self._scale_stalled() and not (self._first is not None and bool((self._first >= 0).any())):
+            return (
+                f"training stalled before step {trainer.global_step if trainer else '?'}: the fp16 loss scale has "
+                f"stayed below {self.min_loss_scale:g} for {self._low_scale_checks} checks (now {self._scale:.3g}): "
+                "the gradients overflow fp16 at nearly every step, so the optimisers skip their updates while the "
+                "losses stay finite. Use trainer.precision=bf16-mixed (same range as fp32) or 32-true. "
+                f"{_hints(trainer, pl_module, self.max_loss)}"
+            )
         if not self._local_bad():
             return "training diverged on another process (rank); see its log. " + _hints(
                 trainer, pl_module, self.max_loss

@@ -111,10 +111,16 @@ class MetricsCallback(Callback):
         self._active = True
 
     @torch.no_grad()
-    def _update(self, pl_module: pl.LightningModule, batch) -> None:
+    def _update(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch) -> None:
         if not self._active:
             return
-        pairs = pl_module.eval_pairs(batch)
+        # The networks run under the autocast validation_step runs under: outside it, a compiled network met one
+        # more variant (autocast off) and recompiled. The metrics' own networks then see fp32 images, as ever.
+        with trainer.precision_plugin.forward_context():
+            pairs = pl_module.eval_pairs(batch)
+        pairs = {
+            k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in pairs.items()
+        }
         if self.patch_size:
             pairs = {k: to_patches(v, self.patch_size) if torch.is_tensor(v) else v for k, v in pairs.items()}
         self.evaluator.update(pairs["generated"], pairs.get("reference"), pairs.get("source"))
@@ -195,7 +201,7 @@ class MetricsCallback(Callback):
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        self._update(pl_module, batch)
+        self._update(trainer, pl_module, batch)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module, "val")
@@ -207,7 +213,7 @@ class MetricsCallback(Callback):
         pl_module.eval()
         self._start(pl_module)
         with getattr(pl_module, "averaged_weights", contextlib.nullcontext)():
-            self._update(pl_module, None)
+            self._update(trainer, pl_module, None)
         self._finish(trainer, pl_module, "final")
         pl_module.train(was_training)
 
@@ -216,7 +222,7 @@ class MetricsCallback(Callback):
         self._start(pl_module)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        self._update(pl_module, batch)
+        self._update(trainer, pl_module, batch)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finish(trainer, pl_module, "test")

@@ -8,6 +8,11 @@ only asks the trainer to stop, which `min_epochs` overrules until the epoch ends
 
 The checkpoint is the one `ModelCheckpoint` would write at that step (`last.ckpt`), written through it so its
 epoch-end save of the now partial epoch - which would resume at the start of the next epoch - is skipped.
+
+Under DDP every rank must stop at the same step: saving is a collective (the image pools' and random states'
+gathers, Lightning's barrier). SLURM's signal reaches each rank at its own moment, so with several ranks and
+auto-requeue on the ranks agree after every step (one all-reduce of a flag) - a rank that saved alone hung in its
+collectives while the others trained on. SIGTERM is agreed by Lightning itself, the time budget by a broadcast.
 """
 
 from __future__ import annotations
@@ -66,8 +71,17 @@ class SafeStop(Callback):
         self._requeue_requested = True  # acted on at the end of the current step
 
     # ---------------------------------------------------------------------------------------------- triggers
+    def _requeue_agreed(self, trainer: pl.Trainer) -> bool:
+        """Whether any rank has got the requeue signal (every rank calls this after every step)."""
+        if self._requeue_signal is None:
+            return False
+        if trainer.world_size > 1:
+            return trainer.strategy.reduce_boolean_decision(self._requeue_requested, all=False)
+        return self._requeue_requested
+
     def _reason(self, trainer: pl.Trainer) -> str | None:
-        if self._requeue_requested:
+        if self._requeue_agreed(trainer):
+            self._requeue_requested = True
             return "SLURM's requeue signal"
         if (
             trainer.world_size == 1 and trainer.received_sigterm

@@ -109,17 +109,22 @@ class LabelSet:
 
 
 def one_hot(ids: torch.Tensor, num_classes: int, paths: Sequence[str] | None = None) -> torch.Tensor:
-    """(B, H, W) class ids -> (B, num_classes, H, W) float one-hot. An id outside 0..num_classes-1 raises a DataError
-    naming the batch's `paths` (instead of scatter's opaque 'index out of bounds', or a silently wrong map)."""
+    """(B, H, W) class ids -> (B, num_classes, H, W) float one-hot. On the CPU an id outside 0..num_classes-1 raises a
+    DataError naming the batch's `paths` (instead of scatter's opaque 'index out of bounds', or a silently wrong map).
+
+    On an accelerator that check would read the ids back to the host at every training step (a sync that stalls the
+    GPU's queue), so it is left to where labels are read (`paired.LabelReader` names the file and the fix); an id
+    that gets through anyway stops scatter with a device-side assert, never a wrong map."""
     ids = ids.long()
-    bad = (ids < 0) | (ids >= num_classes)
-    if bad.any():
-        values = ids[bad].unique().tolist()[:10]
-        where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
-        raise DataError(
-            f"label id(s) {values}{where} outside 0..{num_classes - 1}: the data's labels do not match the model's "
-            "label set (check `labels`, data.label_source and data.dontcare)"
-        )
+    if ids.device.type == "cpu":
+        bad = (ids < 0) | (ids >= num_classes)
+        if bad.any():
+            values = ids[bad].unique().tolist()[:10]
+            where = f" in {', '.join(map(str, paths))}" if paths is not None else ""
+            raise DataError(
+                f"label id(s) {values}{where} outside 0..{num_classes - 1}: the data's labels do not match the "
+                "model's label set (check `labels`, data.label_source and data.dontcare)"
+            )
     return torch.zeros(ids.shape[0], num_classes, *ids.shape[1:], device=ids.device).scatter_(
         1, ids[:, None], 1.0
     )

@@ -25,8 +25,14 @@ def _world() -> tuple[int, int]:
 
 
 class DrawSampler(Sampler[tuple[int, int]]):
-    def __init__(self, num_items: int, shuffle: bool = True, seed: int = 0) -> None:
-        self.num_items, self.shuffle, self.seed = num_items, shuffle, seed
+    """`pad=True` (training): every rank gets the same number of draws - DDP steps in lockstep - by wrapping around
+    the epoch's order. `pad=False` (validation, test): the ranks' shards are disjoint and together hold every item
+    once (rank r takes items r, r + world, ...), so no image counts twice in a metric; Lightning's epoch-end reductions
+    weight each rank by its batch sizes. Only when there are fewer items than ranks are some repeated: a rank without
+    a batch would skip validation and leave the others waiting in its collectives."""
+
+    def __init__(self, num_items: int, shuffle: bool = True, seed: int = 0, pad: bool = True) -> None:
+        self.num_items, self.shuffle, self.seed, self.pad = num_items, shuffle, seed, pad
         self.epoch = 0
         self._skip: tuple[int, int] | None = None  # (epoch, draws to skip)
 
@@ -36,15 +42,20 @@ class DrawSampler(Sampler[tuple[int, int]]):
     def resume(self, epoch: int, skip: int) -> None:
         self.epoch, self._skip = epoch, (epoch, skip)
 
+    def _total(self, world: int) -> int:
+        """Draws over all ranks: padded to a multiple of the world size, or to one per rank at least."""
+        return math.ceil(self.num_items / world) * world if self.pad else max(self.num_items, world)
+
     def __len__(self) -> int:
-        return math.ceil(self.num_items / _world()[1])
+        rank, world = _world()
+        return len(range(rank, self._total(world), world))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         rank, world = _world()
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.num_items, generator=g) if self.shuffle else torch.arange(self.num_items)
         draws = torch.randint(0, 2**62, (self.num_items,), generator=g)
-        total = len(self) * world  # pad by wrapping so every rank gets the same number of draws
+        total = self._total(world)
         order, draws = (
             order.repeat(math.ceil(total / self.num_items))[:total],
             draws.repeat(math.ceil(total / self.num_items))[:total],
@@ -128,7 +139,9 @@ class DrawDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(
-            self.val_set, sampler=DrawSampler(len(self.val_set), shuffle=False), **self._loader_kwargs()
+            self.val_set,
+            sampler=DrawSampler(len(self.val_set), shuffle=False, pad=False),
+            **self._loader_kwargs(),
         )
 
     def test_dataloader(self) -> DataLoader:

@@ -12,7 +12,6 @@ for as long as it is active (validation, test, sample grids), and `export.build_
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator, Mapping
 
 import torch
@@ -22,13 +21,18 @@ from underpainting.errors import UserError
 
 
 def _as_buffers(net: nn.Module) -> nn.Module:
-    """A copy of `net` whose parameters are buffers: storage for the averages, invisible to `parameters()`
-    (optimizers, DDP, parameter counts), with the same state-dict keys as the network."""
-    shadow = copy.deepcopy(net)
-    for module in shadow.modules():
-        for name, p in list(module._parameters.items()):
-            del module._parameters[name]
-            module.register_buffer(name, None if p is None else p.detach().clone())
+    """Storage for the averages of `net`: plain modules with its tree of names holding copies of its parameters as
+    buffers, invisible to `parameters()` (optimizers, DDP, parameter counts), with the same state-dict keys as the
+    network. Plain `nn.Module`s, not copies of the layers: nothing that rewrites layers by type touches them (a
+    batch-norm copy whose weight is a buffer made `convert_sync_batchnorm` - `trainer.sync_batchnorm` - fail)."""
+    shadow = nn.Module()
+    for name, p in net._parameters.items():
+        shadow.register_buffer(name, None if p is None else p.detach().clone())
+    for name, b in net._buffers.items():
+        persistent = name not in net._non_persistent_buffers_set
+        shadow.register_buffer(name, None if b is None else b.detach().clone(), persistent=persistent)
+    for name, child in net._modules.items():
+        shadow.add_module(name, None if child is None else _as_buffers(child))
     return shadow
 
 

@@ -22,14 +22,16 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from underpainting.models.compile import CompiledNetworks
 from underpainting.models.ema import AveragedWeights, GeneratorEMA, adapt_checkpoint
-from underpainting.models.image_pool import ImagePool, pools_of_every_rank
+from underpainting.models.image_pool import ImagePool
 from underpainting.models.schedules import step_after_last_batch
-from underpainting.runtime.rng import RNGState
+from underpainting.runtime.distributed import of_every_rank
+from underpainting.runtime.rng import RNGState, rank_seed, seed_rank
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,11 @@ class GAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
         self.rng = RNGState()
         nets = {name: getattr(self, name) for name in self.exportable}
         self.ema = GeneratorEMA(nets, ema_decay) if ema_decay else None
+        if self.ema is not None:  # DDP broadcasts every buffer from rank 0 before each forward (~91 MB for
+            # CycleGAN's averages, ~370 MB for SPADE's): every rank's averages follow the same synced weights, and
+            # rank 0's are the ones saved
+            ignored = [f"ema.{name}" for name, _ in self.ema.named_buffers()]
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, ignored)
         self.init_compile(compile, compile_mode, compile_backend)
 
     # ------------------------------------------------------------------------------------- what a model supplies
@@ -160,8 +167,11 @@ class GAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
         self.log_dict(logs, batch_size=n)
         if shown := self.progress_bar(logs):
             self.log_dict(shown, prog_bar=True, batch_size=n)
+        # as host tensors: Lightning turns a Python number into a tensor on the module's device, a blocking copy (and
+        # a wait for the GPU's queue) at every step
+        lrs = {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}
         self.log_dict(
-            {"lr/G": opt_g.param_groups[0]["lr"], "lr/D": opt_d.param_groups[0]["lr"]}, batch_size=n
+            {k: v if torch.is_tensor(v) else torch.tensor(float(v)) for k, v in lrs.items()}, batch_size=n
         )
         return logs
 
@@ -171,13 +181,24 @@ class GAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self.log_evaluation(batch, "test")
 
+    def configure_model(self) -> None:
+        """After the networks are built (identical weights on every rank), before a checkpoint is restored: each
+        DDP rank its own random streams - global (dropout, VAE noise) and the image pools' - not rank 0's."""
+        super().configure_model()  # compile
+        if (rank := self.global_rank) > 0:
+            seed_rank(rank)
+            for i, pool in enumerate(self.image_pools().values()):
+                pool.generator.manual_seed(rank_seed(self.hparams.seed + i, rank))
+
     # ---------------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if pools := self.image_pools():
             checkpoint["image_pools"] = {name: pool.state_dict() for name, pool in pools.items()}
-            if (by_rank := pools_of_every_rank(checkpoint["image_pools"])) is not None:
+            if (by_rank := of_every_rank(checkpoint["image_pools"])) is not None:
                 checkpoint["image_pools_by_rank"] = by_rank  # [0] is the same as image_pools
         checkpoint["rng"] = self.rng.capture()
+        if (by_rank := of_every_rank(checkpoint["rng"])) is not None:
+            checkpoint["rng_by_rank"] = by_rank  # each rank's dropout and noise streams; [0] is `rng`
         if self.ema is not None:
             self.ema.fix_checkpoint(checkpoint)
 
@@ -190,5 +211,5 @@ class GAN(CompiledNetworks, AveragedWeights, pl.LightningModule):
         if states is not None:  # on the module's device; `query` follows the fakes' device after that
             for name, pool in self.image_pools().items():
                 pool.load_state_dict(states[name], device=self.device)
-        if "rng" in checkpoint:
-            self.rng.schedule(checkpoint["rng"])
+        if note := self.rng.for_rank(checkpoint, self.global_rank):
+            log.info(note)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 
 
 class ImagePool:
@@ -49,13 +48,3 @@ class ImagePool:
         self.size = state["size"]
         self.images = [im.to(device) if device is not None else im for im in state["images"]]
         self.generator.set_state(state["rng"])
-
-
-def pools_of_every_rank(state: dict) -> list[dict] | None:
-    """Every DDP rank's pool states, in rank order (a collective: every rank calls it while saving, which Lightning
-    does on all ranks); None in a single process. Each rank trains on its own fakes, so each has its own pool."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return None
-    out: list[dict | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, state)
-    return out  # type: ignore[return-value]

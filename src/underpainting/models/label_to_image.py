@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from underpainting.data.labels import LabelSet, one_hot
+from underpainting.errors import UserError
 from underpainting.models.gan import GAN
 
 
@@ -16,15 +17,19 @@ def class_colour_error(
     generated: torch.Tensor, real: torch.Tensor, ids: torch.Tensor, num_classes: int
 ) -> torch.Tensor:
     """Mean over (image, class present) of the L1 distance between the class's mean RGB in the generated and in the
-    real image, in [0, 1] units: does each region get its class's colour, whatever the texture."""
+    real image, in [0, 1] units: does each region get its class's colour, whatever the texture.
+
+    In fp32 whatever the caller's autocast: the per-class sums over pixels pass fp16's 65504 from 256x256 px on
+    (validation runs under the trainer's 16-mixed autocast), as the Gram and MRF losses do for theirs."""
     b = ids.shape[0]
     onehot = one_hot(ids.clamp(0, num_classes - 1), num_classes).flatten(2)  # (B, C, HW)
     count = onehot.sum(2)  # (B, C)
     present = count > 0
     gen = (generated.float().flatten(2) + 1) / 2  # (B, 3, HW)
     ref = (real.float().flatten(2) + 1) / 2
-    mean_gen = torch.bmm(gen, onehot.transpose(1, 2)) / count.clamp(min=1)[:, None]  # (B, 3, C)
-    mean_ref = torch.bmm(ref, onehot.transpose(1, 2)) / count.clamp(min=1)[:, None]
+    with torch.autocast(device_type=gen.device.type, enabled=False):
+        mean_gen = torch.bmm(gen, onehot.transpose(1, 2)) / count.clamp(min=1)[:, None]  # (B, 3, C)
+        mean_ref = torch.bmm(ref, onehot.transpose(1, 2)) / count.clamp(min=1)[:, None]
     err = (mean_gen - mean_ref).abs().mean(1)  # (B, C)
     return err[present].sum() / present.sum().clamp(min=1) if b else err.new_zeros(())
 
@@ -46,6 +51,23 @@ class LabelToImage(GAN):
 
     def generate(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
+
+    def label_ids(self) -> int:
+        """How many ids (0..n-1) the one-hot input takes."""
+        return len(self.labels)
+
+    def check_data_labels(self) -> None:
+        """At setup, once: the data's ids fit the one-hot input. `one_hot` checks every batch on the CPU only (on a
+        GPU that check would be a host sync per step), so a dont-care id the model has no channel for is caught here."""
+        given = getattr(self.trainer.datamodule, "semantic_nc", None) if self._trainer is not None else None
+        if given is not None and given > self.label_ids():
+            raise UserError(
+                f"the data gives label ids 0..{given - 1} (data.dontcare=true adds id {len(self.labels)} for "
+                f"unlabelled pixels) but {type(self).__name__} one-hot encodes {self.label_ids()}: set "
+                f"data.dontcare=false{self.dontcare_hint}"
+            )
+
+    dontcare_hint = ""
 
     def log_evaluation(self, batch: dict, stage: str) -> None:
         fake, real, ids = self.generate(batch), batch["image"], batch["label"]

@@ -31,6 +31,7 @@ from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
 from underpainting.models.compile import CompiledNetworks
 from underpainting.models.losses.nst import NSTObjective
+from underpainting.models.losses.targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         self.pyramid: list[dict[str, int]] = []
         self.level = -1
         self._inputs: tuple[torch.Tensor, list[torch.Tensor]] | None = None
-        self._level_images: dict[str, torch.Tensor] = {}
+        self._level_images = Targets()  # buffers: built in `setup`, before Lightning moves the module
         self.last_losses: dict[str, float] = {}
         self.init_compile(compile, compile_mode, compile_backend)
 
@@ -191,9 +192,10 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         self.level = level
         self.loss_scale = None
         original = resize_to_edge(p.content.float(), edge).to(device)
-        self._level_images = {"content": original, "style": p.styles[0].float().to(device)}
+        images = {"content": original, "style": p.styles[0].float().to(device)}
         if c_lab is not None and p.labels is not None:
-            self._level_images["guide"] = p.labels.colorize(c_lab)
+            images["guide"] = p.labels.colorize(c_lab)
+        self._level_images.set(images)
         log.info("NST level %d: %dx%d px, %d steps", level, size[1], size[0], self.pyramid[level]["steps"])
 
     def output(self) -> torch.Tensor:

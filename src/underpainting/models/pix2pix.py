@@ -42,16 +42,22 @@ def protocol_mode(
 ) -> Iterator[nn.Module]:
     """Within the block, `net` follows `protocol`. "paper": every dropout active and every batch norm normalising
     with the statistics of its input batch, its running statistics left untouched; "eval": `net` as it is.
-    `seed` fixes the dropout draws in a forked RNG, so the caller's random stream is not consumed."""
+    `seed` fixes the dropout draws in a forked RNG, so the caller's random stream is not consumed.
+
+    The batch norms get their input's statistics from eval mode without running statistics, not from training mode:
+    a `SyncBatchNorm` (`trainer.sync_batchnorm`) in training mode pools the statistics of every DDP rank - numbers
+    that depend on the GPU count - in a collective that ranks not rendering the sample grid never join (a hang)."""
     check_protocol(protocol)
     if protocol == "eval":
         yield net
         return
-    saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in net.modules()]
+    saved = [(m, m.training) for m in net.modules()]
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    stats = [(m.running_mean, m.running_var) for m in norms]
+    for m in norms:
+        m.training, m.running_mean, m.running_var = False, None, None  # batch statistics, no update, no sync
     for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.training, m.track_running_stats = True, False  # batch statistics, no running-stat update
-        elif isinstance(m, nn.modules.dropout._DropoutNd):
+        if isinstance(m, nn.modules.dropout._DropoutNd):
             m.training = True
     cuda = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     try:
@@ -60,10 +66,10 @@ def protocol_mode(
                 torch.manual_seed(seed)
             yield net
     finally:
-        for m, training, track in saved:
+        for m, training in saved:
             m.training = training
-            if track is not None:
-                m.track_running_stats = track
+        for m, (mean, var) in zip(norms, stats, strict=True):
+            m.running_mean, m.running_var = mean, var
 
 
 def run_with_protocol(
@@ -107,6 +113,7 @@ class Pix2Pix(LabelToImage):
 
     def setup(self, stage: str) -> None:
         """Channel checks inside `trainer.fit`, so the message reaches the user unwrapped by Hydra."""
+        self.check_data_labels()
         g_in, d_in, mode = _first_conv_in(self.G), _first_conv_in(self.D), self.hparams.input_mode
         if g_in is not None and g_in != self.input_nc:
             raise UserError(

@@ -72,6 +72,7 @@ class SPADEModel(LabelToImage):
         """Checks and the VGG load run here, inside `trainer.fit`, so their errors reach the user unwrapped (and
         before the first step); Hydra would wrap errors raised in __init__."""
         self._check_networks()
+        self.check_data_labels()
         if stage == "fit" and self.hparams.lambda_vgg > 0 and self._vgg is None:
             if self._vgg_factory is None:
                 raise UserError(
@@ -95,6 +96,11 @@ class SPADEModel(LabelToImage):
             raise UserError("the style encoder (model.E) and model.G.use_vae must be set together")
         if self.E is not None and self.E.z_dim != self.G.z_dim:
             raise UserError(f"model.E.z_dim ({self.E.z_dim}) must equal model.G.z_dim ({self.G.z_dim})")
+
+    dontcare_hint = " or model.contain_dontcare_label=true (a channel for them, as NVlabs/SPADE's option)"
+
+    def label_ids(self) -> int:
+        return self.num_label_channels
 
     @property
     def vgg_loss(self) -> nn.Module | None:

@@ -33,3 +33,13 @@ def leave_process_group_at_exit() -> None:
     if not _registered:
         atexit.register(_leave)
         _registered = True
+
+
+def of_every_rank(obj: object) -> list | None:
+    """Every DDP rank's `obj` (picklable), in rank order; None in a single process. A collective: every rank calls
+    it at the same point (checkpoint hooks: Lightning builds the checkpoint on every rank, rank 0 writes it)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from underpainting.models.losses.targets import Targets
+
 
 def extract_patches(features: torch.Tensor, patch_size: int = 3, stride: int = 1) -> torch.Tensor:
     """All k×k patches of a (1, C, H, W) map, row-major, as (N, C, k, k)."""
@@ -161,12 +163,10 @@ class MRFStyleLoss(nn.Module):
         self.match_every = int(match_every)
         # per layer: the style feature patches (N, C, k, k), the loss targets, and what is matched against,
         # (N, C[+K], k, k): the features ‖ γ·labels
-        self.patches: dict[str, torch.Tensor] = {}
-        self.keys: dict[str, torch.Tensor] = {}
-        self.content_guide: torch.Tensor | None = None
+        # (buffers: they move with the module)
+        self.patches, self.keys, self._cache = Targets(), Targets(), Targets()
+        self.register_buffer("content_guide", None, persistent=False)
         self.guide_scale: dict[str, float] = {}
-        self._present: torch.Tensor | None = None
-        self._cache: dict[str, torch.Tensor] = {}
         self._calls = 0
 
     def variants(
@@ -194,11 +194,11 @@ class MRFStyleLoss(nn.Module):
             raise ValueError("semantic MRF matching needs a label guide for every style image")
         if semantic:
             present = torch.stack([g.float().sum(dim=(0, 2, 3)) > 0 for g in style_guides]).any(dim=0)
-            self._present = present
             self.content_guide = content_guide.float() * present.view(1, -1, 1, 1).to(content_guide.device)
         else:
-            self._present, self.content_guide = None, None
+            self.content_guide = None
         k, s = self.patch_size, self.style_stride
+        patches_of, keys_of = {}, {}
         for n in self.layer_weights:
             feats, guides = [], []
             for i, f in enumerate(style_features):
@@ -210,15 +210,18 @@ class MRFStyleLoss(nn.Module):
                     g = F.interpolate(style_guides[i].float(), size=fmap.shape[-2:], mode="area")
                     guides.append(extract_patches(g, k, s))
             patches = torch.cat(feats)
-            self.patches[n] = patches
+            patches_of[n] = patches
             if semantic:
                 # γ relative to the features: a full one-hot patch (norm k) gets γ × the mean style patch norm
                 scale = self.semantic_weight * float(patches.flatten(1).norm(dim=1).mean()) / k
                 self.guide_scale[n] = scale
-                self.keys[n] = torch.cat([patches, scale * torch.cat(guides)], dim=1)
+                keys_of[n] = torch.cat([patches, scale * torch.cat(guides)], dim=1)
             else:
-                self.keys[n] = patches
-        self._cache, self._calls = {}, 0
+                keys_of[n] = patches
+        self.patches.set(patches_of)
+        self.keys.set(keys_of)
+        self._cache.set({})
+        self._calls = 0
 
     def _content_guide_at(self, name: str, size: tuple[int, int]) -> torch.Tensor:
         g = F.interpolate(self.content_guide, size=size, mode="area")
@@ -228,8 +231,8 @@ class MRFStyleLoss(nn.Module):
         """(H', W') indices of the nearest style patches of layer `name` for `features` (1, C, H, W)."""
         x = features.detach().float()
         if self.semantic:
-            x = torch.cat([x, self._content_guide_at(name, tuple(x.shape[-2:])).to(x.device)], dim=1)
-        return nearest_patches(x, self.keys[name].to(x.device), self.stride, self.chunk_size)
+            x = torch.cat([x, self._content_guide_at(name, tuple(x.shape[-2:]))], dim=1)
+        return nearest_patches(x, self.keys[name], self.stride, self.chunk_size)
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         if not self.patches:
@@ -243,7 +246,7 @@ class MRFStyleLoss(nn.Module):
                 raise ValueError(f"the MRF loss optimises one image at a time, got a batch of {f.shape[0]}")
             if rematch:
                 self._cache[n] = self.match(n, f)
-            target = self.patches[n].to(f.device)[self._cache[n].flatten()].flatten(1)  # (L, C·k²)
+            target = self.patches[n][self._cache[n].flatten()].flatten(1)  # (L, C·k²)
             cols = F.unfold(f.float(), self.patch_size, stride=self.stride)[0].T  # (L, C·k²)
             total = total + w * (cols - target).pow(2).sum()
         return total

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from underpainting.features.vgg import layer_names
+from underpainting.models.losses.targets import Targets
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -108,11 +109,11 @@ class ContentLoss(nn.Module):
     def __init__(self, layer_weights: Mapping[str, float]) -> None:
         super().__init__()
         self.layer_weights = dict(layer_weights)
-        self.targets: dict[str, torch.Tensor] = {}
+        self.targets = Targets()
 
     @torch.no_grad()
     def set_target(self, features: Mapping[str, torch.Tensor]) -> None:
-        self.targets = {n: features[n].detach().float() for n in self.layer_weights}
+        self.targets.set({n: features[n].detach().float() for n in self.layer_weights})
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return sum(
@@ -130,17 +131,19 @@ class GramStyleLoss(nn.Module):
     def __init__(self, layer_weights: Mapping[str, float]) -> None:
         super().__init__()
         self.layer_weights = dict(layer_weights)
-        self.targets: dict[str, torch.Tensor] = {}
+        self.targets = Targets()
 
     @torch.no_grad()
     def set_target(
         self, style_features: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float] | None = None
     ) -> None:
         weights = _normalised(weights, len(style_features))
-        self.targets = {
-            n: sum(w * gram_matrix(f[n]) for w, f in zip(weights, style_features, strict=True))
-            for n in self.layer_weights
-        }
+        self.targets.set(
+            {
+                n: sum(w * gram_matrix(f[n]) for w, f in zip(weights, style_features, strict=True))
+                for n in self.layer_weights
+            }
+        )
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return sum(
@@ -161,8 +164,7 @@ class GuidedStyleLoss(nn.Module):
     def __init__(self, layer_weights: Mapping[str, float]) -> None:
         super().__init__()
         self.layer_weights = dict(layer_weights)
-        self.targets: dict[str, torch.Tensor] = {}
-        self.guides: dict[str, torch.Tensor] = {}
+        self.targets, self.guides = Targets(), Targets()
         self.active: dict[str, list[tuple[int, float]]] = {}
 
     @torch.no_grad()
@@ -172,8 +174,8 @@ class GuidedStyleLoss(nn.Module):
         guides: Mapping[str, torch.Tensor],
         region_weights: torch.Tensor | Sequence[float] | None = None,
     ) -> None:
-        self.targets = {n: targets[n].detach().float() for n in self.layer_weights}
-        self.guides = {n: guides[n].detach().float() for n in self.layer_weights}
+        self.targets.set({n: targets[n].detach().float() for n in self.layer_weights})
+        self.guides.set({n: guides[n].detach().float() for n in self.layer_weights})
         num_regions = next(iter(self.targets.values())).shape[0]
         if region_weights is None:
             region_weights = [1.0] * num_regions  # pystiche's MultiRegionOperator default: a plain sum
@@ -191,7 +193,7 @@ class GuidedStyleLoss(nn.Module):
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         total = features[next(iter(features))].new_zeros((), dtype=torch.float32)
         for n, w in self.layer_weights.items():
-            f, g, a = features[n], self.guides[n].to(features[n].device), self.targets[n]
+            f, g, a = features[n], self.guides[n], self.targets[n]
             for r, lam in self.active[n]:
                 gram = guided_gram_matrix(f, g[:, r].expand(f.shape[0], -1, -1))
                 total = total + (w * lam) * F.mse_loss(gram, a[r].expand_as(gram))
