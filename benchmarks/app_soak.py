@@ -28,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 SKETCH = ROOT / "examples" / "sketches" / "wild_vegetation.png"
 SIZES = (512, 768, 1024)  # the good jobs' label-map sizes (1024: the size widget's top)
-TINY_CYCLEGAN = [  # tests/conftest.py's: a painter that trains in seconds (memory and speed here are the app's)
+TINY_CYCLEGAN = [  # the test suite's tiny CycleGAN: a painter that trains in seconds (memory and speed here are the app's)
     "model=cyclegan", "data=synthetic", "data.image_size=32", "data.num_train=4", "data.num_val=1",
     "data.batch_size=2", "data.num_workers=0", "model.G_AB.ngf=8", "model.G_AB.n_blocks=1", "model.D_A.ndf=8",
     "logger=none", "callbacks.progress_bar=null", "callbacks.sample_grid=null", "print_config=false",
@@ -50,13 +50,19 @@ def free_port() -> int:
 
 
 def inputs(work: Path) -> dict[str, Path]:
-    from tests import bad_inputs as bad
+    """The three bad uploads of the soak, made here (benchmarks never import the tests): a 12000x12000 palette PNG
+    that is small on disk (issue 22's app killer), a PNG cut in half, and text named .png."""
+    from PIL import Image
 
-    return {
-        "bomb": bad.bomb(work / "bomb.png"),
-        "truncated": bad.truncated(work / "truncated.png"),
-        "text": bad.text(work / "notes.png"),
-    }
+    work.mkdir(parents=True, exist_ok=True)
+    bomb = Image.new("P", (12000, 12000), 0)
+    bomb.putpalette([156, 238, 221] * 256)
+    bomb.save(work / "bomb.png", optimize=True)
+    Image.new("RGB", (64, 64), (123, 200, 0)).save(work / "whole.png")
+    whole = (work / "whole.png").read_bytes()
+    (work / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (work / "notes.png").write_text("this is not an image\n")
+    return {"bomb": work / "bomb.png", "truncated": work / "truncated.png", "text": work / "notes.png"}
 
 
 def plan(n: int, ckpt: Path, files: dict[str, Path], work: Path) -> list[tuple[str, dict, str | None]]:
@@ -199,5 +205,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))  # tests.bad_inputs: the same bad files as the corpus
     main()
