@@ -33,8 +33,28 @@ def pick_device(name: str) -> torch.device:
 
 
 def load_style(cfg: DictConfig, labels: LabelSet) -> Style:
-    """The style painting and its label map from `style.*`; without a painting, a synthetic Van Gogh-like one."""
+    """The style painting and its label map from `style.*` (or several: `style.paintings=[...]` with
+    `style.labels=[...]`); without a painting, a synthetic Van Gogh-like one."""
     s = cfg.style
+    if s.get("paintings"):
+        from underpainting.data.paintings import load_paintings
+
+        if s.get("painting"):
+            raise UserError(
+                "set either `style.painting` (one) or `style.paintings=[a.jpg,b.jpg]` (several), not both"
+            )
+        maps = s.get("labels")
+        if isinstance(maps, str):
+            raise UserError(
+                f"`style.paintings` has {len(s.paintings)} painting(s): give `style.labels` as a list too, one label "
+                "map per painting in the same order: style.labels=[a_labels.png,b_labels.png]"
+            )
+        weights = OmegaConf.to_container(s.weights) if s.get("weights") is not None else None
+        paintings = load_paintings(
+            list(s.paintings), list(maps) if maps is not None else None, labels, weights
+        )
+        first = paintings[0]
+        return Style(first.image, first.labels, " + ".join(p.name for p in paintings), tuple(paintings))
     if s.get("painting"):
         from underpainting.data.nst import load_image, load_label_map
 
@@ -44,7 +64,23 @@ def load_style(cfg: DictConfig, labels: LabelSet) -> Style:
                 f"`style.painting`={s.painting} needs its label map for semantic transfer: set `style.labels` "
                 "(a sketch of the painting in the palette, or an 8-bit PNG of class ids)"
             )
-        lab = load_label_map(s.labels, labels, size=tuple(image.shape[-2:]))
+        if not isinstance(s.labels, str):
+            raise UserError(
+                "`style.painting` is one painting: `style.labels` is its one label map (a path, not a list)"
+            )
+        lab = load_label_map(s.labels, labels)
+        if tuple(lab.shape[-2:]) != tuple(image.shape[-2:]):
+            log.warning(
+                "label map %s is %dx%d, its painting %s %dx%d: resized (nearest) to the painting",
+                s.labels, lab.shape[-1], lab.shape[-2], s.painting, image.shape[-1], image.shape[-2],
+            )  # fmt: skip
+            lab = load_label_map(s.labels, labels, size=tuple(image.shape[-2:]))
+        if s.get("weights") is not None:
+            from underpainting.data.paintings import Painting, parse_weight
+
+            weight, per_class = parse_weight(s.weights, labels, "`style.weights`")
+            painting = Painting(image, lab, Path(s.painting).stem, weight, per_class)
+            return Style(image, lab, Path(s.painting).stem, (painting,))
         return Style(image, lab, Path(s.painting).stem)
     scene = SyntheticLandscapes(labels, int(s.synthetic_size))(int(s.synthetic_seed))
     return Style(scene.painting[None], scene.labels[None], f"synthetic {s.synthetic_seed}")
@@ -102,7 +138,8 @@ def run(cfg: DictConfig, on_stage: Callable[[str, int, int], None] | None = None
     if not stage2:
         log.warning("no stage-2 method configured (`infer/stage2=[cyclegan,nst]`): writing scenes only")
     device = pick_device(cfg.device)
-    style = load_style(cfg, labels) if _uses_style(stage2.values()) or cfg.style.get("painting") else Style()
+    wanted = _uses_style(stage2.values()) or cfg.style.get("painting") or cfg.style.get("paintings")
+    style = load_style(cfg, labels) if wanted else Style()
     out_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     loggers = build_loggers(cfg)
