@@ -31,7 +31,14 @@ from underpainting.data.correspondences import REGION_FALLBACKS
 from underpainting.data.images import tensor_to_pil
 from underpainting.data.labels import LabelSet
 from underpainting.data.nst import resize_labels, resize_to_edge
-from underpainting.data.paintings import Painting, Source, region_sources, regions_start, source_pixels
+from underpainting.data.paintings import (
+    Painting,
+    Source,
+    parse_weight,
+    region_sources,
+    regions_start,
+    source_pixels,
+)
 from underpainting.errors import UserError
 from underpainting.features.hypercolumns import NNST_CELL, NNST_LAYERS, cell_grid, hypercolumns, layer_stride
 from underpainting.features.vgg import VGGFeatures, layer_names
@@ -95,7 +102,9 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         region_fallback: 'borrow' (a class no painting has follows `labels.borrow`) | 'global' (the whole paintings).
         min_region_fraction: a painting "has" a class covering at least this share of its label map.
         bf16: 'auto' (bf16 autocast of the VGG where native) | 'on' | 'off'.
-        seed: seed of the moment term's sampling.
+        seed: seed of the start's noise and of the moment term's sampling.
+        class_weights: for Trainer runs, per painting a {class: weight} (0: never from it) or a number, times
+            `data.style_weights` (infer takes them from `style.weights`).
     """
 
     def __init__(
@@ -124,6 +133,7 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         min_region_fraction: float = 0.005,
         bf16: str = "auto",
         seed: int = 0,
+        class_weights: Sequence[Mapping[str, float] | float | None] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["vgg", "optimizer"])
@@ -304,6 +314,11 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
             ]
         )
         self.key_weights = self._key_weights(cell_labels, grids, owners)
+        self.key_classes = torch.cat([c if c is not None else torch.full((g[0] * g[1],), -1, device=device)
+                                      for c, g in zip(cell_labels, grids, strict=True)])  # fmt: skip
+        self.key_owners = torch.cat(
+            [torch.full((g[0] * g[1],), i, device=device) for g, i in zip(grids, owners, strict=True)]
+        )
         self._tick(f"style features {edge}px", t0)
         if image is None and self.level >= 0:
             image = self.image.detach()
@@ -476,7 +491,6 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         if self.level >= 0:
             return
         dm = self.trainer.datamodule
-        problem = getattr(dm, "problem", None) if dm is not None else None
         if not hasattr(dm, "pyramid"):
             raise UserError(
                 f"model=nnst needs a sketch and paintings, not {type(dm).__name__}: add `data=doodle data.sketch=<png> "
@@ -484,8 +498,20 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
             )
         dm.setup(stage)
         problem = dm.problem
-        paintings = [Painting(s, lab, f"style {i}", float(w)) for i, (s, lab, w) in
-                     enumerate(zip(problem.styles, problem.style_labels, problem.style_weights, strict=True))]  # fmt: skip
+        extra = list(self.hparams.class_weights or [None] * len(problem.styles))
+        if len(extra) != len(problem.styles):
+            raise UserError(
+                f"{len(problem.styles)} paintings in `data.style` but {len(extra)} `model.class_weights`: give one "
+                "{class: weight} per painting (or none)"
+            )
+        paintings = []
+        for i, (image, lab, w, cw) in enumerate(
+            zip(problem.styles, problem.style_labels, problem.style_weights, extra, strict=True)
+        ):
+            default, per_class = parse_weight(cw, problem.labels, f"`model.class_weights[{i}]`")
+            per_class = {k: float(w) * v for k, v in per_class.items()}
+            name = Path(dm.style[i]).stem if i < len(getattr(dm, "style", [])) else f"style {i}"
+            paintings.append(Painting(image, lab, name, float(w) * default, per_class))
         self.attach(problem.content, problem.content_labels, paintings, problem.labels, dm.pyramid)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> int | None:
