@@ -90,16 +90,20 @@ def test_guided_matching_keeps_each_class_to_its_keys_and_weights():
     q_lab = torch.arange(40) % 2
     k_lab = torch.arange(60) % 3
     weights = {0: (k_lab == 0).float(), 1: (k_lab > 0).float() * torch.where(k_lab == 1, 2.0, 0.5)}
-    idx = guided_nearest_neighbours(queries, q_lab, keys, weights, chunk_size=3)
+    unit_keys = centred_unit(keys)
+    assert torch.allclose(unit_keys.norm(dim=1), torch.ones(60)) and torch.allclose(
+        unit_keys * (keys - keys.mean(0)).norm(dim=1, keepdim=True), keys - keys.mean(0), atol=1e-5
+    )
+    idx = guided_nearest_neighbours(queries, q_lab, unit_keys, weights, chunk_size=3)
     assert (k_lab[idx[q_lab == 0]] == 0).all() and (k_lab[idx[q_lab == 1]] > 0).all()
     # brute force: centred cosine distance divided by the weight, excluded keys at infinity
-    qn, kn = centred_unit(queries, queries.mean(0)), centred_unit(keys, keys.mean(0))
+    qn, kn = centred_unit(queries), unit_keys
     for cls, w in weights.items():
         d = (1 - qn @ kn.T).clamp_min(0) / w.clamp_min(1e-12)
         d[:, w == 0] = float("inf")
         assert torch.equal(idx[q_lab == cls], d[q_lab == cls].argmin(1))
     with pytest.raises(ValueError, match="weight 0"):
-        guided_nearest_neighbours(queries, q_lab, keys, {0: torch.zeros(60), 1: torch.ones(60)})
+        guided_nearest_neighbours(queries, q_lab, unit_keys, {0: torch.zeros(60), 1: torch.ones(60)})
 
 
 def test_hypercolumns_and_block_targets_copy_each_matched_cell():
@@ -115,7 +119,7 @@ def test_hypercolumns_and_block_targets_copy_each_matched_cell():
     assert hc.shape == (1, 2 + 3 + 2 + 5, 2, 2)
     assert torch.allclose(hc[0, :2, 0, 1], f["relu1_1"][0, :, :4, 4:].mean((1, 2)) / 2)  # pooled, / channels
     assert torch.allclose(hc[0, 7:, 1, 1], f["relu4_1"][0, :, 0, 0] / 5)  # upsampled
-    bank = CellBank([f], [(2, 2)], layers)
+    bank = CellBank([dict(f)], [(2, 2)], layers, release=True)
     same = block_targets(bank, torch.arange(4), (2, 2))
     for n in layers[:3]:
         assert torch.equal(same[n], f[n])
@@ -133,6 +137,9 @@ def test_neighbour_loss_is_zero_at_its_targets_and_pulls_towards_them():
     loss.set_target(t)
     assert float(loss({n: 2 * v for n, v in t.items()})) > 0.5  # the cosine is scale-free, the L2 term is not
     assert float(loss(t)) < 1e-6
+    cosine = NeuralNeighbourLoss()
+    cosine.set_target(t)
+    assert float(cosine({n: 2 * v for n, v in t.items()})) < 1e-6 and not cosine.targets  # units only
     x = {n: torch.rand_like(v, requires_grad=True) for n, v in t.items()}
     loss(x).backward()
     assert all(float(v.grad.abs().sum()) > 0 for v in x.values())

@@ -57,7 +57,9 @@ def region_style_distance(
             acc, wsum = 0.0, 0.0
             for s in srcs:
                 p, sf = paintings[s.index], style_feats[s.index][n]
-                where = (p.labels == s.cls).float() if s.cls is not None else torch.ones(1, *p.image.shape[-2:])
+                where = (
+                    (p.labels == s.cls).float() if s.cls is not None else torch.ones(1, *p.image.shape[-2:])
+                )
                 m = _mask(where, tuple(sf.shape[-2:]))
                 if m.sum() == 0:
                     continue

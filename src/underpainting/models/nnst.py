@@ -47,6 +47,7 @@ from underpainting.models.losses.neighbours import (
     CellBank,
     NeuralNeighbourLoss,
     block_targets,
+    centred_unit,
     guided_nearest_neighbours,
 )
 from underpainting.utils.precision import cpu_has_native_bf16
@@ -54,7 +55,6 @@ from underpainting.utils.precision import cpu_has_native_bf16
 log = logging.getLogger(__name__)
 
 COLOUR_MODES = ("none", "regions")
-PAD = 8  # px of mirrored border around every image the VGG sees (a multiple of relu4_x's stride)
 BF16_MODES = ("auto", "on", "off")
 
 
@@ -120,11 +120,11 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         moment_samples: int = 1024,
         refresh_every: int = 0,
         style_scale: float = 1.0,
-        style_max_upscale: float = 2.0,
+        style_max_upscale: float = 1.0,
         style_rim: float = 0.02,
         margin: float = 0.03,
         rotations: int = 0,
-        chunk_size: int = 2048,
+        chunk_size: int = 1024,
         colour: str = "none",
         colour_match: str = "pca",
         init: str = "regions",
@@ -248,23 +248,28 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         return nullcontext()
 
     def features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-        """VGG activations at `layers`, running the network only as deep as the deepest of them. The image is
-        mirrored by `PAD` px at each side and the maps cropped back, so the rim is seen as the inside is (with the
-        VGG's zero padding the rim's features differ, and matching them paints a dark frame)."""
-        wanted, out = set(layers), {}
-        x = self.vgg.preprocess(
-            F.pad(image, [PAD] * 4, mode="reflect") if min(image.shape[-2:]) > PAD else image
-        )
-        pad = PAD if min(image.shape[-2:]) > PAD else 0
+        """VGG activations at `layers` (relu layers), running the network only as deep as the deepest of them."""
+        out = {}
+        for name, x in self._forward(image, layers):
+            out[name] = x
+        return out
+
+    def _forward(self, image: torch.Tensor, layers: Sequence[str]):
+        """Yield (name, activation) at each of `layers` in order. The ReLUs run in place on the conv outputs: only
+        relu layers are read, and a conv's backward does not need its output, so the largest maps are kept once
+        (at 1024 px, hundreds of MB)."""
+        wanted = set(layers)
+        if any(not n.startswith("relu") for n in wanted):
+            raise ValueError(f"the painter reads relu layers only, got {sorted(wanted)}")
+        x = self.vgg.preprocess(image)
         with self._autocast():
             for name, module in self.vgg.body.named_children():
-                x = module(x)
+                x = torch.relu_(x) if isinstance(module, nn.ReLU) else module(x)
                 if name in wanted:
-                    c = pad // layer_stride(name)
-                    out[name] = x[..., c : x.shape[-2] - c, c : x.shape[-1] - c] if c else x
-                    if len(out) == len(wanted):
-                        break
-        return out
+                    yield name, x
+                    wanted.discard(name)
+                    if not wanted:
+                        return
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         """(1, C, h, w) mirrored into this scale's margin (`margin`)."""
@@ -306,20 +311,20 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
                 cell_labels.append(lab_cells)
                 owners.append(i)
                 self.style_inputs.append((im_k, lab_k, i))
-        self.bank = CellBank(feats, grids, self.layers, self.hparams.cell)
-        self.keys = torch.cat(
+        self.widths = {n: feats[0][n].shape[1] for n in self.layers}
+        keys = torch.cat(
             [
                 hypercolumns(f, self.layers, g, self.hparams.cell)[0].flatten(1).T
                 for f, g in zip(feats, grids, strict=True)
             ]
         )
+        self.keys = centred_unit(keys, inplace=True)  # centred on the paintings' mean, unit: once per scale
         self.key_weights = self._key_weights(cell_labels, grids, owners)
         self.key_classes = torch.cat([c if c is not None else torch.full((g[0] * g[1],), -1, device=device)
                                       for c, g in zip(cell_labels, grids, strict=True)])  # fmt: skip
         self.key_owners = torch.cat(
             [torch.full((g[0] * g[1],), i, device=device) for g, i in zip(grids, owners, strict=True)]
         )
-        self._tick(f"style features {edge}px", t0)
         if image is None and self.level >= 0:
             image = self.image.detach()
         if image is None:  # the start at this scale's size, mirrored into the margin
@@ -330,14 +335,15 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         self.image = nn.Parameter(start.clamp(-1, 1).contiguous())
         self.size, self.grid = size, cell_grid(*size, self.hparams.cell)
         self.output_labels = self._pad(resize_labels(self.sketch, inner)[None].float().to(device))[0].long()
-        self.cell_labels = resize_labels(self.sketch, self.grid).flatten().to(device)
+        self.cell_labels = resize_labels(self.output_labels, self.grid).flatten()
         if self.moment_layers:
-            t0 = time.perf_counter()
             maps = {k: self._weight_maps(src) for k, src in self.sources.items()}
             self.moment_loss.set_target(
                 [{n: f[n] for n in self.moment_layers} for f in feats], maps, self.output_labels
             )
-            self._tick(f"style features {edge}px", t0)
+        self.bank = CellBank(feats, grids, self.loss_layers, self.hparams.cell, release=True)
+        del feats
+        self._tick(f"style features {edge}px", t0)
         self.generator = torch.Generator().manual_seed(int(self.hparams.seed) + level)
         self.level = level
         self.match()
@@ -399,13 +405,22 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
 
     @torch.no_grad()
     def match(self) -> None:
-        """Replace every output hypercolumn by its nearest allowed style hypercolumn; fix the layer targets."""
+        """Replace every output hypercolumn by its nearest allowed style hypercolumn; fix the layer targets. Each
+        layer is reduced to the cell grid as soon as the VGG reaches it (at 1024 px the full maps are a GB)."""
         t0 = time.perf_counter()
-        feats = self.features(self.image.detach(), self.layers)
-        queries = hypercolumns(feats, self.layers, self.grid, self.hparams.cell)[0].flatten(1).T
+        starts, c = {}, 0
+        for n in self.layers:  # each layer's channels in the hypercolumn
+            starts[n], c = c, c + self.widths[n]
+        queries = torch.empty(1, c, *self.grid, device=self.image.device)
+        for name, x in self._forward(self.image.detach(), self.layers):
+            queries[:, starts[name] : starts[name] + self.widths[name]] = hypercolumns(
+                {name: x}, [name], self.grid, self.hparams.cell
+            )
+        queries = queries[0].flatten(1).T
         self.indices = guided_nearest_neighbours(
             queries, self.cell_labels, self.keys, self.key_weights, self.hparams.chunk_size
         )
+        del queries
         self.nn_loss.set_target(block_targets(self.bank, self.indices, self.grid, self.loss_layers))
         self._tick(f"matching {self.edge}px", t0)
 

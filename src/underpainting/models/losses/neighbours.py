@@ -24,27 +24,31 @@ from torch import nn
 from underpainting.features.hypercolumns import NNST_CELL, layer_stride
 
 
-def centred_unit(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Rows of (N, C) `x` minus `mean`, scaled to unit length (NNST `center` + cosine normalisation)."""
-    return F.normalize(x.float() - mean.float(), dim=1, eps=1e-8)
+def centred_unit(x: torch.Tensor, mean: torch.Tensor | None = None, inplace: bool = False) -> torch.Tensor:
+    """Rows of (N, C) `x` minus `mean` (default: their own mean), scaled to unit length: NNST's `center` and cosine
+    normalisation. `inplace` reuses `x` (a style bank of tens of thousands of hypercolumns is hundreds of MB)."""
+    x = x if inplace else x.float().clone()
+    x.sub_(x.mean(0) if mean is None else mean.float())
+    return x.div_(x.norm(dim=1, keepdim=True).clamp_min(1e-8))
 
 
 @torch.no_grad()
 def nearest_neighbours(
-    queries: torch.Tensor, keys: torch.Tensor, chunk_size: int = 2048, key_cost: torch.Tensor | None = None
+    queries: torch.Tensor, keys: torch.Tensor, chunk_size: int = 1024, key_cost: torch.Tensor | None = None
 ) -> torch.Tensor:
     """For each row of unit (N, C) `queries`, the index of the unit (M, C) key with the smallest cosine distance
-    (1 − q·k), multiplied by `key_cost` (M,) when given (inf: never chosen). Exact; `chunk_size` queries at a time."""
+    (1 − q·k), multiplied by `key_cost` (M,) when given. Exact; `chunk_size` queries at a time (memory: chunk x M)."""
     if keys.shape[0] == 0:
         raise ValueError("no style features to match against")
     out = torch.empty(queries.shape[0], dtype=torch.long, device=queries.device)
     with torch.autocast(device_type=queries.device.type, enabled=False):
         k = keys.float()
         for s in range(0, queries.shape[0], chunk_size):
-            dist = 1.0 - queries[s : s + chunk_size].float() @ k.T
-            if key_cost is not None:
-                dist = dist.clamp_min(0) * key_cost
-            out[s : s + chunk_size] = dist.argmin(dim=1)
+            sim = queries[s : s + chunk_size].float() @ k.T
+            if key_cost is None:
+                out[s : s + chunk_size] = sim.argmax(dim=1)
+            else:  # in place: (1 − sim)⁺ · cost
+                out[s : s + chunk_size] = sim.neg_().add_(1).clamp_(min=0).mul_(key_cost).argmin(dim=1)
     return out
 
 
@@ -52,15 +56,15 @@ def nearest_neighbours(
 def guided_nearest_neighbours(
     queries: torch.Tensor,
     query_labels: torch.Tensor,
-    keys: torch.Tensor,
+    unit_keys: torch.Tensor,
     key_weights: Mapping[int, torch.Tensor],
-    chunk_size: int = 2048,
+    chunk_size: int = 1024,
 ) -> torch.Tensor:
-    """Region-guided matching: a query (N, C) of class k matches only keys (M, C) with `key_weights[k]` (M,) > 0, the
-    cosine distance divided by that weight (a painting's weight for the class; equal weights leave plain NNST). Both
-    sets are centred on their own means first (NNST). Returns (N,) indices into `keys`."""
-    q = centred_unit(queries, queries.float().mean(0))
-    k = centred_unit(keys, keys.float().mean(0))
+    """Region-guided matching: a query (N, C) of class k matches only keys with `key_weights[k]` (M,) > 0, the
+    cosine distance divided by that weight (a painting's weight for the class; equal weights leave plain NNST).
+    The queries are centred on their own mean here (in place: pass a copy to keep them); `unit_keys` (M, C) come
+    centred on theirs and unit-length (`centred_unit`, once per scale). Returns (N,) indices into the keys."""
+    q = centred_unit(queries, inplace=queries.dtype == torch.float32 and not queries.requires_grad)
     out = torch.zeros(len(queries), dtype=torch.long, device=queries.device)
     for cls in query_labels.unique().tolist():
         if cls not in key_weights:
@@ -68,27 +72,29 @@ def guided_nearest_neighbours(
                 f"class {cls} of the output has no key weights (which style features may it match?)"
             )
         rows = (query_labels == cls).nonzero()[:, 0]
-        w = key_weights[cls].to(keys.device).float()
+        w = key_weights[cls].to(unit_keys.device).float()
         cols = (w > 0).nonzero()[:, 0]
         if len(cols) == 0:
             raise ValueError(f"class {cls}: every style feature has weight 0; nothing to match against")
         w = w[cols]
         cost = None if bool((w == w[0]).all()) else 1.0 / w
-        out[rows] = cols[nearest_neighbours(q[rows], k[cols], chunk_size, cost)]
+        out[rows] = cols[nearest_neighbours(q[rows], unit_keys[cols], chunk_size, cost)]
     return out
 
 
 class CellBank:
     """The style side of the matching at one scale: each style image's feature maps, flattened and concatenated per
     layer, and where each cell of its grid (row-major, images one after another) lies in them, so that a match index
-    gives the targets of every layer (`block_targets`) without copying blocks."""
+    gives the targets of every layer (`block_targets`) without copying blocks. The given feature maps are released
+    layer by layer as they are concatenated (`release`), so the bank never holds them twice."""
 
     def __init__(
         self,
-        features: Sequence[Mapping[str, torch.Tensor]],
+        features: Sequence[dict[str, torch.Tensor]],
         grids: Sequence[tuple[int, int]],
         layers: Sequence[str],
         cell: int = NNST_CELL,
+        release: bool = False,
     ) -> None:
         self.layers, self.cell = list(layers), cell
         self.maps: dict[str, torch.Tensor] = {}
@@ -109,6 +115,9 @@ class CellBank:
                 offset += h * w
             self.maps[n] = torch.cat(maps, dim=1)
             self.corner[n], self.row[n] = torch.cat(corners), torch.cat(rows)
+            if release:
+                for f in features:
+                    del f[n]
 
     def __len__(self) -> int:
         return len(self.corner[self.layers[0]])
@@ -149,24 +158,32 @@ class NeuralNeighbourLoss(nn.Module):
     def __init__(self, l2_weight: float = 0.0) -> None:
         super().__init__()
         self.l2_weight = float(l2_weight)
+        self.units: dict[str, torch.Tensor] = {}
         self.targets: dict[str, torch.Tensor] = {}
 
     def set_target(self, targets: Mapping[str, torch.Tensor]) -> None:
-        self.targets = {n: t.detach().float() for n, t in targets.items()}
-        # unit targets once, so a step computes one norm per position, not two (F.cosine_similarity's cost)
-        self.units = {n: F.normalize(t, dim=1, eps=1e-6) for n, t in self.targets.items()}
-        self.energy = {n: t.pow(2).mean().clamp_min(1e-12) for n, t in self.targets.items()}
+        # unit targets once, so a step computes one norm per position, not two (F.cosine_similarity's cost); the
+        # raw targets only for the L2 term (at 1024 px a relu1_x target is 200 MB)
+        # in bf16: a cosine needs no more digits, and it halves the largest tensors the painter keeps
+        self.units = {
+            n: F.normalize(t.detach().float(), dim=1, eps=1e-6).bfloat16() for n, t in targets.items()
+        }
+        self.targets = {n: t.detach().float() for n, t in targets.items()} if self.l2_weight else {}
+        self.energy = {n: t.float().pow(2).mean().clamp_min(1e-12) for n, t in targets.items()}
 
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if not self.targets:
+        if not self.units:
             raise RuntimeError("NeuralNeighbourLoss.set_target(...) must be called before the loss")
         loss = 0.0
         for n, u in self.units.items():
             h, w = min(u.shape[-2], features[n].shape[-2]), min(u.shape[-1], features[n].shape[-1])
-            x, u = features[n][..., :h, :w].float(), u[..., :h, :w]
-            cos = (x * u).sum(1) * x.pow(2).sum(1).clamp_min(1e-12).rsqrt()
+            # bf16 features (autocast) stay bf16, fp32 ones fp32: no full-size fp32 copies kept for the backward
+            # (at 1024 px those are GBs); the sums accumulate in fp32 either way
+            x, u = features[n][..., :h, :w], u[..., :h, :w].to(features[n].dtype)
+            dot = (x * u).sum(1, dtype=torch.float32)
+            cos = dot * x.pow(2).sum(1, dtype=torch.float32).clamp_min(1e-12).rsqrt()
             loss = loss + (1 - cos).mean()
             if self.l2_weight:
                 t = self.targets[n][..., :h, :w]
-                loss = loss + self.l2_weight * (x - t).pow(2).mean() / self.energy[n]
+                loss = loss + self.l2_weight * (x.float() - t).pow(2).mean() / self.energy[n]
         return loss / len(self.units)
