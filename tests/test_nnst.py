@@ -94,16 +94,16 @@ def test_guided_matching_keeps_each_class_to_its_keys_and_weights():
     assert torch.allclose(unit_keys.norm(dim=1), torch.ones(60)) and torch.allclose(
         unit_keys * (keys - keys.mean(0)).norm(dim=1, keepdim=True), keys - keys.mean(0), atol=1e-5
     )
-    idx = guided_nearest_neighbours(queries, q_lab, unit_keys, weights, chunk_size=3)
+    qn, kn = centred_unit(queries), unit_keys
+    idx = guided_nearest_neighbours(qn, q_lab, kn, weights, chunk_size=3)
     assert (k_lab[idx[q_lab == 0]] == 0).all() and (k_lab[idx[q_lab == 1]] > 0).all()
     # brute force: centred cosine distance divided by the weight, excluded keys at infinity
-    qn, kn = centred_unit(queries), unit_keys
     for cls, w in weights.items():
         d = (1 - qn @ kn.T).clamp_min(0) / w.clamp_min(1e-12)
         d[:, w == 0] = float("inf")
         assert torch.equal(idx[q_lab == cls], d[q_lab == cls].argmin(1))
     with pytest.raises(ValueError, match="weight 0"):
-        guided_nearest_neighbours(queries, q_lab, unit_keys, {0: torch.zeros(60), 1: torch.ones(60)})
+        guided_nearest_neighbours(qn, q_lab, kn, {0: torch.zeros(60), 1: torch.ones(60)})
 
 
 def test_hypercolumns_and_block_targets_copy_each_matched_cell():

@@ -416,7 +416,7 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
             queries[:, starts[name] : starts[name] + self.widths[name]] = hypercolumns(
                 {name: x}, [name], self.grid, self.hparams.cell
             )
-        queries = queries[0].flatten(1).T
+        queries = centred_unit(queries[0].flatten(1).T, inplace=True)  # NNST: centred on the output's mean
         self.indices = guided_nearest_neighbours(
             queries, self.cell_labels, self.keys, self.key_weights, self.hparams.chunk_size
         )

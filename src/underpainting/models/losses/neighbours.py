@@ -54,7 +54,7 @@ def nearest_neighbours(
 
 @torch.no_grad()
 def guided_nearest_neighbours(
-    queries: torch.Tensor,
+    unit_queries: torch.Tensor,
     query_labels: torch.Tensor,
     unit_keys: torch.Tensor,
     key_weights: Mapping[int, torch.Tensor],
@@ -62,10 +62,10 @@ def guided_nearest_neighbours(
 ) -> torch.Tensor:
     """Region-guided matching: a query (N, C) of class k matches only keys with `key_weights[k]` (M,) > 0, the
     cosine distance divided by that weight (a painting's weight for the class; equal weights leave plain NNST).
-    The queries are centred on their own mean here (in place: pass a copy to keep them); `unit_keys` (M, C) come
-    centred on theirs and unit-length (`centred_unit`, once per scale). Returns (N,) indices into the keys."""
-    q = centred_unit(queries, inplace=queries.dtype == torch.float32 and not queries.requires_grad)
-    out = torch.zeros(len(queries), dtype=torch.long, device=queries.device)
+    Queries and keys come centred, each set on its own mean, and unit-length (`centred_unit`: the keys once per
+    scale). Returns (N,) indices into the keys."""
+    q = unit_queries
+    out = torch.zeros(len(q), dtype=torch.long, device=q.device)
     for cls in query_labels.unique().tolist():
         if cls not in key_weights:
             raise ValueError(
