@@ -1,7 +1,9 @@
-"""Inference entry point: painted sketches -> scenes (SPADE / pix2pix) -> paintings (CycleGAN, semantic NST).
+"""Inference entry point: painted sketches -> (scenes: SPADE / pix2pix) -> paintings (the painter by default;
+CycleGAN, semantic NST, the doodle).
 
-`python infer.py input=examples/sketches stage1.checkpoint=<spade last.ckpt> stage2.cyclegan.checkpoint=<ckpt>`
-writes, per sketch, every intermediate and final image, the resolved config and a contact sheet, plus an overview
+`python infer.py input=examples/sketches style.painting=p.jpg style.labels=p_labels.png` (the painter) or
+`python infer.py input=examples/sketches infer/stage1=spade 'infer/stage2=[cyclegan]' stage1.checkpoint=<spade
+last.ckpt> stage2.cyclegan.checkpoint=<ckpt>` writes, per sketch, every intermediate and final image, the resolved config and a contact sheet, plus an overview
 sheet across sketches. Exit status: 0 when every sketch worked, 1 on a configuration error or any failed sketch.
 """
 
