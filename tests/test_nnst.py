@@ -136,10 +136,11 @@ def test_neighbour_loss_is_zero_at_its_targets_and_pulls_towards_them():
     loss = NeuralNeighbourLoss(l2_weight=1.0)
     loss.set_target(t)
     assert float(loss({n: 2 * v for n, v in t.items()})) > 0.5  # the cosine is scale-free, the L2 term is not
-    assert float(loss(t)) < 1e-6
+    assert float(loss(t)) < 1e-3  # the unit targets are kept in bf16: a cosine off by ~1e-4
     cosine = NeuralNeighbourLoss()
     cosine.set_target(t)
-    assert float(cosine({n: 2 * v for n, v in t.items()})) < 1e-6 and not cosine.targets  # units only
+    assert float(cosine({n: 2 * v for n, v in t.items()})) < 1e-3 and not cosine.targets  # units only
+    assert float(cosine({n: v.flip(-1) for n, v in t.items()})) > 1e-2
     x = {n: torch.rand_like(v, requires_grad=True) for n, v in t.items()}
     loss(x).backward()
     assert all(float(v.grad.abs().sum()) > 0 for v in x.values())
@@ -233,6 +234,20 @@ def test_several_paintings_route_each_class_and_a_fixed_seed_repeats():
         outs.append(m.optimise())
     assert outs[0].shape == (1, 3, 32, 32) and torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0], outs[2])
+
+
+def test_turned_and_resized_copies_of_a_painting_join_its_bank():
+    style = banded([(SKY, BLUE), (FLOWER, RED), (GRASS, GREEN)])
+    sketch = rearranged_sketch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = painter(rotations=3, style_scales=[1.0, 0.5])
+        m.attach(None, sketch, [style], LABELS, [{"edge": 32, "steps": 1}])
+    assert len(m.style_inputs) == 8 and (m.key_owners == 0).all()
+    cells = F.interpolate(m.output_labels[None].float(), size=m.grid, mode="nearest").long().flatten()
+    assert torch.equal(m.key_classes[m.indices], cells)  # still only from its own class, in any copy
+    with pytest.raises(UserError, match="rotations"):
+        painter(rotations=1)
 
 
 def test_regions_start_takes_each_region_from_its_sources():

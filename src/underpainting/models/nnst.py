@@ -92,6 +92,8 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         margin: the image is painted with a mirrored margin of this share of its long side, cut off at the end
             (the optimiser pushes the statistics' extremes into the image's edge: a dark frame without it).
         rotations: also match the paintings turned by 90, 180, 270 degrees (NNST `flip_aug`): 0 or 3.
+        style_scales: the paintings are matched at these multiples of their size at each scale (more stroke sizes
+            to choose from; each copy costs matching time).
         chunk_size: output cells per block of the exact matching (memory: chunk x style cells x 4 bytes).
         colour: 'regions': after the last scale, each region's colours are matched to its sources' (Image Analogies
             colour transfer per region, `data.colour.match_colour`) | 'none'.
@@ -124,6 +126,7 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         style_rim: float = 0.02,
         margin: float = 0.03,
         rotations: int = 0,
+        style_scales: Sequence[float] = (1.0,),
         chunk_size: int = 1024,
         colour: str = "none",
         colour_match: str = "pca",
@@ -149,6 +152,8 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
             )
         if init not in ("regions", "content"):
             raise UserError(f"`init` must be 'regions' or 'content', got {init!r}")
+        if not style_scales or any(f <= 0 for f in style_scales):
+            raise UserError(f"`style_scales` needs positive factors, got {list(style_scales)}")
         if rotations not in (0, 3):
             raise UserError(f"`rotations` is 0 or 3 (NNST's 90/180/270 degree copies), got {rotations!r}")
         missing = [n for n in self.fine_layers if n not in self.layers]
@@ -295,22 +300,27 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         self.final = level == len(self.pyramid) - 1
         self.loss_layers = self.fine_layers if self.final else self.layers
         feats, grids, cell_labels, owners, self.style_inputs = [], [], [], [], []
+        copies = [(f, k) for f in self.hparams.style_scales for k in range(self.hparams.rotations + 1)]
         for i, p in enumerate(self.paintings):
             native = max(p.image.shape[-2:])
             side = min(round(edge * self.hparams.style_scale), round(native * self.hparams.style_max_upscale))
-            img = resize_to_edge(p.image.float(), max(4 * self.hparams.cell, side)).to(device)
-            lab = resize_labels(p.labels, tuple(img.shape[-2:])).to(device) if p.labels is not None else None
-            for k in range(self.hparams.rotations + 1):
-                im_k = torch.rot90(img, k, dims=(-2, -1))
-                lab_k = torch.rot90(lab, k, dims=(-2, -1)) if lab is not None else None
-                f = {n: v.float() for n, v in self.features(im_k, self.vgg.layers).items()}
-                grid = cell_grid(*im_k.shape[-2:], self.hparams.cell)
-                feats.append(f)
+            for factor, k in copies:  # NNST flip_aug: turned copies; and copies at other sizes
+                img = resize_to_edge(p.image.float(), max(4 * self.hparams.cell, round(side * factor))).to(
+                    device
+                )
+                lab = (
+                    resize_labels(p.labels, tuple(img.shape[-2:])).to(device)
+                    if p.labels is not None
+                    else None
+                )
+                img = torch.rot90(img, k, dims=(-2, -1))
+                lab = torch.rot90(lab, k, dims=(-2, -1)) if lab is not None else None
+                grid = cell_grid(*img.shape[-2:], self.hparams.cell)
+                feats.append({n: v.float() for n, v in self.features(img, self.vgg.layers).items()})
                 grids.append(grid)
-                lab_cells = resize_labels(lab_k, grid).flatten() if lab_k is not None else None
-                cell_labels.append(lab_cells)
+                cell_labels.append(resize_labels(lab, grid).flatten() if lab is not None else None)
                 owners.append(i)
-                self.style_inputs.append((im_k, lab_k, i))
+                self.style_inputs.append((img, lab, i))
         self.widths = {n: feats[0][n].shape[1] for n in self.layers}
         keys = torch.cat(
             [
