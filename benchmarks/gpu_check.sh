@@ -15,7 +15,7 @@
 #   spade             quick-start with the VGG19 perceptual loss (random weights: no download), 20 steps
 #   pix2pix           quick-start, 20 steps, sample grids in the paper's test protocol
 #   nst               nst_quickstart trainer=gpu, 3 steps: the result written, losses finite
-#   painter           experiment=nnst at 512 px, 3 steps (skipped until the painter is on this branch)
+#   painter           experiment=nnst at 512 px, 3 steps
 #   benchmark         benchmarks/cyclegan.py at 256 px, 32-true / bf16-mixed / 16-mixed, plain loop and project
 #
 # The GPU machine has torch but no network: put hydra-core, omegaconf, lightning, torchmetrics (and their pure-Python
@@ -201,13 +201,9 @@ nst() {  # the quick-start's precision (32-true; NST refuses 16-mixed)
 }
 
 painter() {
-  if [[ ! -f conf/experiment/nnst.yaml ]]; then
-    echo "SKIPPED: the painter (experiment=nnst) is not on this branch"
-    return
-  fi
   train experiment=nnst "trainer=${TRAINER[0]#trainer=}" model.vgg.weights=random \
     "data.pyramid=[{edge:$PAINTER_EDGE,steps:3}]" trainer.max_steps=3 "${COMMON[@]}" hydra.run.dir="$OUT/painter/run"
-  verify "$OUT/painter/run" --steps 3 --files "**/final.png"
+  verify "$OUT/painter/run" --steps 3 --files painter/final.png painter/final.yaml
 }
 
 benchmark() {

@@ -43,6 +43,12 @@ TINY_DOODLE = [
     "stage2.doodle.module.objective.mrf.layers=[relu2_1]",
     "stage2.doodle.pyramid=[{edge:24,steps:2},{edge:48,steps:2}]",
 ]
+TINY_PAINTER = [
+    "stage2.nnst.module.vgg.weights=random",
+    "stage2.nnst.module.layers=[relu1_1,relu2_1]",
+    "stage2.nnst.module.moment_layers=[relu1_1]",
+    "stage2.nnst.pyramid=[{edge:32,steps:2},{edge:48,steps:2}]",
+]
 NO_DOWNLOAD = ["++stage2.nst.module.vgg.download=false"]  # offline: the missing-weights message, no network
 
 
@@ -68,7 +74,7 @@ def ckpt(outputs: Path, model: str) -> str:
 def composer(outputs) -> Composer:
     return Composer([
         f"app.run_dir={outputs / 'app'}", f"app.train_dir={outputs / 'train'}", "progress=false",
-        *TINY_DOODLE, *NO_DOWNLOAD,
+        *TINY_DOODLE, *TINY_PAINTER, *NO_DOWNLOAD,
     ])  # fmt: skip
 
 
@@ -82,15 +88,16 @@ def test_choices_come_from_the_configs_and_the_trained_checkpoints(composer, out
     )
     stages = stage_options(composer)
     assert {"procedural", "spade", "pix2pix"} <= set(stages.first)
-    assert {"cyclegan", "nst", "nst_xray"} <= set(stages.second)
+    assert {"cyclegan", "nst", "nst_xray", "nnst"} <= set(stages.second)
+    assert stages.second["nnst"].uses_style and stages.second["nnst"].checkpoint_key is None
     assert (
         stages.first["spade"].checkpoint_key == "stage1.checkpoint"
         and stages.first["procedural"].checkpoint_key is None
     )
     assert stages.second["nst"].uses_style and stages.second["nst_xray"].uses_xray
     assert sum(p["steps"] for p in stages.second["nst"].pyramid) == 250
-    # after `make demo` the page starts on the quick-start models
-    assert initial_stages(settings, stages) == ("spade", ["cyclegan"])
+    # after `make demo` the page starts on the painter and the quick-start models
+    assert initial_stages(settings, stages) == ("spade", ["nnst", "cyclegan"])
     spade = checkpoint_choices(stages.first["spade"], outputs / "train", ["ade20k_pretrained"])
     assert [v for _, v in spade] == [
         ckpt(outputs, "spade"),
@@ -99,7 +106,7 @@ def test_choices_come_from_the_configs_and_the_trained_checkpoints(composer, out
     cyclegan = [v for _, v in checkpoint_choices(stages.second["cyclegan"], outputs / "train")]
     assert cyclegan == [ckpt(outputs, "cyclegan")]
     empty = Composer([f"app.train_dir={tmp_path / 'none'}"])
-    assert initial_stages(empty.settings(), stages) == ("procedural", [])
+    assert initial_stages(empty.settings(), stages) == ("procedural", ["nnst"])
     # a stage config in the user's config folder appears on the page by itself
     user = tmp_path / "underpainting_conf" / "infer" / "stage2"
     user.mkdir(parents=True)
@@ -203,7 +210,7 @@ def server(outputs, tmp_path_factory):
     port = _free_port()
     composer = Composer([
         f"app.run_dir={outputs / 'app'}", f"app.train_dir={outputs / 'train'}", f"app.port={port}",
-        "app.max_upload_mb=1", "progress=false", *TINY_DOODLE, *NO_DOWNLOAD,
+        "app.max_upload_mb=1", "progress=false", *TINY_DOODLE, *TINY_PAINTER, *NO_DOWNLOAD,
     ])  # fmt: skip
     settings = composer.settings()
     demo, page = build_page(composer, settings)
@@ -334,6 +341,21 @@ def test_api_doodle_paints_from_the_sketch_alone(server, outputs):
     assert [g["caption"] for g in gallery][-1] == "doodle"
 
 
+def test_api_painter_paints_from_a_shipped_painting(server, outputs):
+    from gradio_client import handle_file
+
+    painting = str((ROOT / "examples" / "styles" / "mountains_behind_saint_paul_1889.jpg").resolve())
+    status, sheet, out, decoded, gallery, files = _client(server).predict(
+        sketch=handle_file(str(EXAMPLES / "wild_vegetation.png")),
+        **_job(outputs, stage1="none", stage1_checkpoint="", stage2=["nnst"], style=painting, size=48),
+        api_name="/paint_sketch",
+    )
+    assert "done" in status and Image.open(out).size == (48, 48)
+    assert [g["caption"] for g in gallery][
+        -1
+    ] == "nnst"  # the images are named by their stage option, as the files (nnst.png)
+
+
 # --------------------------------------------------------------------------------------- a real browser
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -445,7 +467,56 @@ def test_paint_two_classes_in_a_real_browser(server, outputs, labels, browser_pa
     page.set_input_files("#upload input[type=file]", str(notes))
     page.wait_for_selector("text=cannot be read as an image", timeout=30_000)
     assert page.outside == [], f"the page tried to reach outside this machine: {page.outside}"
-    if os.environ.get("UNDERPAINTING_APP_SCREENSHOT"):  # docs/images/app.png is made this way
+
+
+SHARED_VGG16 = ROOT.parent / "shared" / "weights" / "vgg16_caffe_features.pth"
+
+
+@pytest.fixture
+def painter_server(outputs, tmp_path_factory):
+    """The page with the painter on real VGG-16 weights (../shared), its default schedule."""
+    if not SHARED_VGG16.is_file():
+        pytest.skip(
+            "../shared/weights/vgg16_caffe_features.pth is absent: the painter needs real VGG weights"
+        )
+    from underpainting.app.page import build_page, launch_kwargs
+
+    port = _free_port()
+    composer = Composer([
+        f"app.run_dir={outputs / 'app_painter'}", f"app.train_dir={outputs / 'train'}", f"app.port={port}",
+        "progress=false", f"stage2.nnst.module.vgg.weights={SHARED_VGG16}",
+    ])  # fmt: skip
+    settings = composer.settings()
+    demo, page = build_page(composer, settings)
+    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings, page))
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.mark.slow
+def test_the_painter_makes_a_real_painting_in_a_real_browser(painter_server, browser_page, tmp_path):
+    """The page's default painter on the example sketch and the first shipped painting, real weights: a painting,
+    not a flat fill. UNDERPAINTING_APP_SCREENSHOT=<png> keeps the page (docs/images/app.png is made this way)."""
+    page = browser_page
+    page.goto(painter_server)
+    page.wait_for_selector("#canvas canvas", timeout=60_000)
+    assert (
+        page.locator("#stage2 label", has_text="nnst:").locator("input").is_checked()
+    )  # the default painter
+    cyclegan = page.locator("#stage2 label", has_text="cyclegan:").locator("input")
+    if cyclegan.is_checked():
+        cyclegan.uncheck()  # the quick-start toy painter: not this picture
+    page.set_input_files("#upload input[type=file]", str(EXAMPLES / "wild_vegetation.png"))
+    page.wait_for_timeout(3_000)  # the upload loads into the canvas
+    page.click("#paint_file")
+    page.wait_for_selector("#painting img", timeout=600_000)
+    assert "done" in page.inner_text("#status")
+    painting = _image(page, "#painting")
+    assert painting.shape[:2] == (256, 256) and painting.std() > 20
+    page.set_viewport_size({"width": 1400, "height": 2800})
+    page.screenshot(path=str(tmp_path / "page.png"))
+    assert page.outside == [], f"the page tried to reach outside this machine: {page.outside}"
+    if os.environ.get("UNDERPAINTING_APP_SCREENSHOT"):
         shutil.copy(tmp_path / "page.png", os.environ["UNDERPAINTING_APP_SCREENSHOT"])
 
 

@@ -65,6 +65,7 @@ def runs_root(tmp_path_factory) -> Path:
         [
             *log,
             "infer/stage1=procedural",
+            "infer/stage2=[cyclegan]",
             f"stage2.cyclegan.checkpoint={ckpt}",
             f"input={ROOT / 'examples' / 'sketches' / 'synthetic_seed3.png'}",
             "progress=false",  # run_name left to its default: the interpolation ${hydra:runtime.choices.infer/stage1}

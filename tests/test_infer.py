@@ -71,8 +71,13 @@ def spade_ckpt(tmp_path_factory) -> Path:
     return out / "checkpoints" / "last.ckpt"
 
 
+QUICKSTART_STAGES = ["infer/stage1=spade", "infer/stage2=[cyclegan]"]  # infer's defaults are the painter's
+
+
 def infer_cfg(tmp_path: Path, overrides: list[str]):
-    return compose_train(["progress=false", *overrides], tmp_path / "run", config_name="infer")
+    """`python infer.py <overrides>`, on the quick-start stages (SPADE -> CycleGAN) unless they choose others."""
+    stages = [s for s in QUICKSTART_STAGES if not any(o.startswith(s.split("=")[0] + "=") for o in overrides)]
+    return compose_train(["progress=false", *stages, *overrides], tmp_path / "run", config_name="infer")
 
 
 def sketch_folder(tmp_path: Path, labels: LabelSet) -> Path:

@@ -151,6 +151,8 @@ def test_published_spade_and_cyclegan_paint_a_sketch(shared_dir, tmp_path, label
     cfg = compose_train(
         [
             "progress=false",
+            "infer/stage1=spade",
+            "infer/stage2=[cyclegan]",
             f"input={tmp_path / 'sketch.png'}",
             f"stage1.checkpoint={tmp_path / 'checkpoints' / 'ade20k_pretrained'}",
             f"stage2.cyclegan.checkpoint={tmp_path / 'style_vangogh.pth'}",

@@ -1,7 +1,9 @@
-"""Inference entry point: painted sketches -> scenes (SPADE / pix2pix) -> paintings (CycleGAN, semantic NST).
+"""Inference entry point: painted sketches -> (scenes: SPADE / pix2pix) -> paintings (the painter by default;
+CycleGAN, semantic NST, the doodle).
 
-`python infer.py input=examples/sketches stage1.checkpoint=<spade last.ckpt> stage2.cyclegan.checkpoint=<ckpt>`
-writes, per sketch, every intermediate and final image, the resolved config and a contact sheet, plus an overview
+`python infer.py input=examples/sketches style.painting=p.jpg style.labels=p_labels.png` (the painter) or
+`python infer.py input=examples/sketches infer/stage1=spade 'infer/stage2=[cyclegan]' stage1.checkpoint=<spade
+last.ckpt> stage2.cyclegan.checkpoint=<ckpt>` writes, per sketch, every intermediate and final image, the resolved config and a contact sheet, plus an overview
 sheet across sketches. Exit status: 0 when every sketch worked, 1 on a configuration error or any failed sketch.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from underpainting.data.images import DEFAULT_MAX_PIXELS, open_image, pixel_limit
 from underpainting.data.labels import LabelSet
@@ -34,9 +36,29 @@ def pick_device(name: str) -> torch.device:
 
 
 def load_style(cfg: DictConfig, labels: LabelSet, needs_labels: bool = True) -> Style:
-    """The style painting and its label map from `style.*`; without a painting, a synthetic Van Gogh-like one.
-    The label map is required only when a stage matches regions (`needs_labels`: semantic NST, the doodle)."""
+    """The style painting and its label map from `style.*` (or several: `style.paintings=[...]` with
+    `style.labels=[...]`); without a painting, a synthetic Van Gogh-like one. One painting's label map is required
+    only when a stage matches regions (`needs_labels`: semantic NST, the doodle)."""
     s = cfg.style
+    if s.get("paintings"):
+        from underpainting.data.paintings import load_paintings
+
+        if s.get("painting"):
+            raise UserError(
+                "set either `style.painting` (one) or `style.paintings=[a.jpg,b.jpg]` (several), not both"
+            )
+        maps = s.get("labels")
+        if isinstance(maps, str):
+            raise UserError(
+                f"`style.paintings` has {len(s.paintings)} painting(s): give `style.labels` as a list too, one label "
+                "map per painting in the same order: style.labels=[a_labels.png,b_labels.png]"
+            )
+        weights = OmegaConf.to_container(s.weights) if s.get("weights") is not None else None
+        paintings = load_paintings(
+            list(s.paintings), list(maps) if maps is not None else None, labels, weights
+        )
+        first = paintings[0]
+        return Style(first.image, first.labels, " + ".join(p.name for p in paintings), tuple(paintings))
     if s.get("painting"):
         from underpainting.data.images import load_rgb, pil_to_tensor
         from underpainting.data.nst import load_label_map
@@ -50,7 +72,23 @@ def load_style(cfg: DictConfig, labels: LabelSet, needs_labels: bool = True) -> 
                 "(a sketch of the painting in the palette, or an 8-bit PNG of class ids), or use plain Gram "
                 "transfer without one (`stage2.nst.semantic=false`)"
             )
-        lab = load_label_map(s.labels, labels, size=tuple(image.shape[-2:]))
+        if not isinstance(s.labels, str):
+            raise UserError(
+                "`style.painting` is one painting: `style.labels` is its one label map (a path, not a list)"
+            )
+        lab = load_label_map(s.labels, labels)
+        if tuple(lab.shape[-2:]) != tuple(image.shape[-2:]):
+            log.warning(
+                "label map %s is %dx%d, its painting %s %dx%d: resized (nearest) to the painting",
+                s.labels, lab.shape[-1], lab.shape[-2], s.painting, image.shape[-1], image.shape[-2],
+            )  # fmt: skip
+            lab = load_label_map(s.labels, labels, size=tuple(image.shape[-2:]))
+        if s.get("weights") is not None:
+            from underpainting.data.paintings import Painting, parse_weight
+
+            weight, per_class = parse_weight(s.weights, labels, "`style.weights`")
+            painting = Painting(image, lab, Path(s.painting).stem, weight, per_class)
+            return Style(image, lab, Path(s.painting).stem, (painting,))
         return Style(image, lab, Path(s.painting).stem)
     scene = SyntheticLandscapes(labels, int(s.synthetic_size))(int(s.synthetic_seed))
     return Style(scene.painting[None], scene.labels[None], f"synthetic {s.synthetic_seed}")
@@ -68,8 +106,12 @@ def _needs_style_labels(stages) -> bool:
 def input_images(cfg: DictConfig, sketches: list[Path]) -> list[tuple[str, Path]]:
     """(key, path) of every image this run reads besides the checkpoints: sketches, style painting and labels..."""
     named = [("style.painting", cfg.style.get("painting")), ("style.labels", cfg.style.get("labels"))]
+    named += [("style.paintings", cfg.style.get("paintings"))]
     named += [("xray", cfg.get("xray")), ("stage1.style_image", (cfg.get("stage1") or {}).get("style_image"))]
-    return [("input", p) for p in sketches] + [(k, Path(str(v)).expanduser()) for k, v in named if v]
+    paths = [
+        (k, v) for k, value in named if value for v in (value if isinstance(value, ListConfig) else [value])
+    ]
+    return [("input", p) for p in sketches] + [(k, Path(str(v)).expanduser()) for k, v in paths]
 
 
 def check_inputs(cfg: DictConfig, sketches: list[Path]) -> None:
@@ -146,7 +188,7 @@ def _paint(cfg: DictConfig, on_stage: Callable[[str, int, int], None] | None) ->
     if not stage2:
         log.warning("no stage-2 method configured (`infer/stage2=[cyclegan,nst]`): writing scenes only")
     device = pick_device(cfg.device)
-    uses_style = _uses_style(stage2.values()) or cfg.style.get("painting")
+    uses_style = _uses_style(stage2.values()) or cfg.style.get("painting") or cfg.style.get("paintings")
     style = load_style(cfg, labels, _needs_style_labels(stage2.values())) if uses_style else Style()
     out_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)

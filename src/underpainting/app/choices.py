@@ -102,7 +102,7 @@ def style_paintings(folder: Path) -> list[StylePainting]:
 
 
 def initial_stages(settings: DictConfig, stages: Stages) -> tuple[str, list[str]]:
-    """The first choices: `app.initial`, where `auto` picks what the quick-start runs trained."""
+    """The first choices: `app.initial`, where `auto` picks the painter and what the quick-start runs trained."""
     train_dir = Path(settings.train_dir)
     names1 = list(stages.first)
 
@@ -114,6 +114,6 @@ def initial_stages(settings: DictConfig, stages: Stages) -> tuple[str, list[str]
     if s1 == "auto":
         s1 = "spade" if trained("spade") else ("procedural" if "procedural" in names1 else names1[0])
     s2 = settings.initial.stage2
-    if s2 == "auto":
-        s2 = ["cyclegan"] if trained("cyclegan") else []
+    if s2 == "auto":  # the painter (docs/paint.md) first, then what the quick-start runs trained
+        s2 = [o for o in ("nnst",) if o in stages.second] + (["cyclegan"] if trained("cyclegan") else [])
     return s1, [str(s) for s in s2]

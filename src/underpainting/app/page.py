@@ -298,7 +298,10 @@ class Page:
                             )
                     uses_style = any(self.stages.second[n].uses_style for n in stage2_init)
                     with gr.Group(visible=uses_style) as w["style_group"]:
-                        w["style"] = gr.Dropdown(self.style_choices(), value=SYNTHETIC, label="style painting",
+                        first = next(
+                            (v for _, v in self.style_choices() if v not in (SYNTHETIC, UPLOADED)), SYNTHETIC
+                        )
+                        w["style"] = gr.Dropdown(self.style_choices(), value=first, label="style painting",
                                                  elem_id="style")  # fmt: skip
                         w["style_painting"] = gr.File(
                             label="my painting", file_types=IMAGE_TYPES, type="filepath"
@@ -323,7 +326,7 @@ class Page:
                             1000,
                             value=int(s.initial.steps),
                             step=10,
-                            label="NST / doodle steps (0: their configs')",
+                            label="painter / NST / doodle steps (0: their configs')",
                         )
                     w["seed"] = gr.Number(value=self.default_seed, precision=0, label="seed")
                     with gr.Row():

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from underpainting.checkpoints import load_exported, load_trained, read, suggest_checkpoints
 from underpainting.data.labels import LabelSet
+from underpainting.data.paintings import Painting
 from underpainting.data.synthetic import PHOTO_COLOURS, SyntheticLandscapes
 from underpainting.errors import UserError, WeightsError
 from underpainting.models.pix2pix import protocol_mode
@@ -32,11 +33,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Style:
-    """An optional style painting (1, 3, H, W) in [-1, 1] with its label map (1, H, W), and a display name."""
+    """An optional style painting (1, 3, H, W) in [-1, 1] with its label map (1, H, W), and a display name;
+    `paintings`: every painting of `style.paintings=[...]` (the painter's sources; `image` is the first)."""
 
     image: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     name: str = ""
+    paintings: tuple[Painting, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------- checkpoint loading
