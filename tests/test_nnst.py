@@ -237,6 +237,25 @@ def test_several_paintings_route_each_class_and_a_fixed_seed_repeats():
     assert not torch.equal(outs[0], outs[2])
 
 
+def test_refresh_re_matches_at_the_finest_scale_and_only_it_keeps_the_style_cells():
+    style = banded([(SKY, BLUE), (FLOWER, RED), (GRASS, GREEN)])
+    sketch = rearranged_sketch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        coarse = painter(refresh_every=2)
+        coarse.attach(None, sketch, [style], LABELS, [{"edge": 16, "steps": 2}, {"edge": 32, "steps": 2}])
+        assert coarse.bank is None and coarse.keys is None  # scale 0 never matches again: its style cells go
+        once, again = painter(), painter(refresh_every=2)
+        for m in (once, again):
+            m.attach(None, sketch, [style], LABELS, [{"edge": 32, "steps": 6}])
+        assert once.bank is None and again.bank is not None and again.keys is not None
+        first = again.indices.clone()
+        again.optimise()  # steps 2 and 4 re-match against the output so far
+    assert not torch.equal(first, again.indices)
+    cells = F.interpolate(again.output_labels[None].float(), size=again.grid, mode="nearest").long().flatten()
+    assert torch.equal(again.key_classes[again.indices], cells)  # the new matches keep to each cell's class
+
+
 def test_turned_and_resized_copies_of_a_painting_join_its_bank():
     style = banded([(SKY, BLUE), (FLOWER, RED), (GRASS, GREEN)])
     sketch = rearranged_sketch()
