@@ -218,9 +218,9 @@ def figure(args) -> None:
     grid = labelled_grid(
         {
             "content": c_small,
-            "content labels": labels.colorize(lab_small),
+            "content labels": labels.colourise(lab_small),
             "style": style_small,
-            "style labels": F.interpolate(labels.colorize(s_lab), size=size, mode="nearest"),
+            "style labels": F.interpolate(labels.colourise(s_lab), size=size, mode="nearest"),
             "plain": results["plain"],
             "semantic": results["semantic"],
         }

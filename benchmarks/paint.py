@@ -75,7 +75,7 @@ def _painter(row: dict, args: dict, labels, sketch, paintings, bf16: bool):
     stage.setup(labels, torch.device("cpu"))
     style = Style(paintings[0].image, paintings[0].labels, paintings[0].name, tuple(paintings))
     t0, c0 = time.perf_counter(), time.process_time()
-    out = stage(labels.colorize(sketch[0]), sketch[0], style)
+    out = stage(labels.colourise(sketch[0]), sketch[0], style)
     seconds = (time.perf_counter() - t0, time.process_time() - c0)
     return out[None], seconds, stage.module.sources, stage.module.timings
 

@@ -119,9 +119,9 @@ def main() -> None:
     size = next(iter(results.values())).shape[-2:]
     sk = F.interpolate(sketch[None].float(), size=size, mode="nearest")[0].long()
     grid = labelled_grid({
-        "sketch": labels.colorize(sk),
+        "sketch": labels.colourise(sk),
         "style": F.interpolate(style, size=size, mode="bilinear", antialias=True),
-        "style labels": F.interpolate(labels.colorize(style_labels), size=size, mode="nearest"),
+        "style labels": F.interpolate(labels.colourise(style_labels), size=size, mode="nearest"),
         **results,
     })  # fmt: skip
     grid.save(f"{args.out}.png", optimize=True)

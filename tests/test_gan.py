@@ -146,6 +146,9 @@ def test_test_protocol_and_input_mode_are_user_errors_naming_the_key(make_cfg):
     for key, value in (("test_protocol", "train"), ("input_mode", "rgb")):
         with pytest.raises(UserError, match=f"{key} must be"):
             build(make_cfg([*TINY_PIX2PIX, f"model.{key}={value}"]).model, "model")
+    # the old spelling, as checkpoints written before it changed record it, still builds the 3-channel input
+    old = build(make_cfg([*TINY_PIX2PIX, "model.input_mode=color"]).model, "model")
+    assert old.hparams.input_mode == "colour" and old.input_nc == 3
 
 
 class LoggedValues(pl.Callback):

@@ -51,7 +51,7 @@ def test_condition_modes(make_cfg):
     ids[:, 16:] = 8
     cond = model.condition(ids)
     assert cond.shape == (1, 3, 32, 32)
-    assert torch.allclose(cond[0, :, 20, 0], model.labels.colorize(torch.tensor([[8]]))[:, 0, 0])
+    assert torch.allclose(cond[0, :, 20, 0], model.labels.colourise(torch.tensor([[8]]))[:, 0, 0])
     onehot = instantiate(
         make_cfg(
             [*TINY_PIX2PIX, "model.input_mode=onehot", "model.G.in_channels=20", "model.D.in_channels=23"]

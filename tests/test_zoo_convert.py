@@ -145,7 +145,7 @@ def test_published_spade_and_cyclegan_paint_a_sketch(shared_dir, tmp_path, label
     ids = torch.full((64, 64), labels.id("sky"))
     ids[40:] = labels.id("grass")
     ids[30:40, 10:50] = labels.id("mountain")
-    Image.fromarray(labels.colorize(ids).add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()).save(
+    Image.fromarray(labels.colourise(ids).add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()).save(
         tmp_path / "sketch.png"
     )
     cfg = compose_train(

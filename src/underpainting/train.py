@@ -21,7 +21,7 @@ from underpainting.runtime.distributed import leave_process_group_at_exit
 from underpainting.runtime.precision import warn_if_emulated
 from underpainting.runtime.quiet import quiet
 from underpainting.runtime.run_lock import hold_run_folder
-from underpainting.tracking.loggers import continue_history, summarize_loggers
+from underpainting.tracking.loggers import continue_history, summarise_loggers
 from underpainting.tracking.wandb_mode import configure_wandb_mode, finish_wandb_run, wandb_start_error
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def _fit_logged(cfg: DictConfig, model, datamodule, ckpt_path, callbacks, logger
 
     if trainer.is_global_zero:
         _report(cfg, trainer, metrics)
-    summarize_loggers(loggers, trainer.global_step)  # TensorBoard HParams, W&B best values
+    summarise_loggers(loggers, trainer.global_step)  # TensorBoard HParams, W&B best values
     for logger in loggers:
         logger.finalize("success")
     return metrics

@@ -92,7 +92,7 @@ class LabelSet:
         """(C, 3) uint8 sketch colours, row i for class i."""
         return torch.tensor([c.rgb for c in self.classes], dtype=torch.uint8)
 
-    def colorize(self, labels: torch.Tensor) -> torch.Tensor:
+    def colourise(self, labels: torch.Tensor) -> torch.Tensor:
         """Class ids (..., H, W) -> sketch image (..., 3, H, W) in [-1, 1], for sample grids and example sketches."""
         rgb = self.palette.to(labels.device)[labels.long().clamp(0, len(self) - 1)]  # (..., H, W, 3)
         return rgb.movedim(-1, -3).float() / 127.5 - 1.0

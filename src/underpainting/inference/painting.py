@@ -36,7 +36,7 @@ class NoScene:
         self.labels = labels
 
     def __call__(self, labels: torch.Tensor, style: Style) -> list[torch.Tensor]:
-        return [self.labels.colorize(labels)]
+        return [self.labels.colourise(labels)]
 
 
 class NSTPainting:

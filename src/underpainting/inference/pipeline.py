@@ -128,7 +128,7 @@ class SketchPipeline:
             suffix = f"_{k}" if len(scenes) > 1 else ""
             tensor_to_pil(scene).save(out / f"scene{suffix}.png")
             written[f"scene{suffix}"] = f"scene{suffix}.png"
-            row = {"sketch": sketch, "labels": self.labels.colorize(ids)}
+            row = {"sketch": sketch, "labels": self.labels.colourise(ids)}
             if show_style:
                 row[f"style: {self.style.name}"] = self.style.image[0]
             row[self.stage1.name] = scene

@@ -123,7 +123,7 @@ class ProceduralScene:
         known = torch.zeros_like(labels, dtype=torch.bool)
         for cls in PHOTO_COLOURS:
             known |= labels == self.labels.id(cls)
-        return [torch.where(known[None], photo, self.labels.colorize(labels))]
+        return [torch.where(known[None], photo, self.labels.colourise(labels))]
 
 
 class GeneratorScene:

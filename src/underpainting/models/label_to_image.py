@@ -44,9 +44,9 @@ class LabelToImage(GAN):
         super().__init__(**gan)
         self.labels = labels
 
-    def colorize(self, ids: torch.Tensor) -> torch.Tensor:
+    def colourise(self, ids: torch.Tensor) -> torch.Tensor:
         """Sketch colours; dont-care pixels (id = number of classes) shown white."""
-        rgb = self.labels.colorize(ids.clamp(max=len(self.labels) - 1))
+        rgb = self.labels.colourise(ids.clamp(max=len(self.labels) - 1))
         return torch.where((ids >= len(self.labels))[:, None], torch.ones_like(rgb), rgb)
 
     def generate(self, batch: dict) -> torch.Tensor:
@@ -84,7 +84,7 @@ class LabelToImage(GAN):
     def sample_images(self, batch: dict) -> dict[str, torch.Tensor]:
         """Columns of the sample grid: label colour map | generated | real."""
         return {
-            "label": self.colorize(batch["label"]),
+            "label": self.colourise(batch["label"]),
             "generated": self.generate(batch),
             "real": batch["image"],
         }
@@ -94,5 +94,5 @@ class LabelToImage(GAN):
         return {
             "generated": self.generate(batch),
             "reference": batch["image"],
-            "source": self.colorize(batch["label"]),
+            "source": self.colourise(batch["label"]),
         }

@@ -591,7 +591,7 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         size = out.shape[-2:]
         cols = {}
         if self.label_set is not None:
-            cols["sketch"] = self.label_set.colorize(resize_labels(self.sketch, tuple(size))).to(out.device)
+            cols["sketch"] = self.label_set.colourise(resize_labels(self.sketch, tuple(size))).to(out.device)
         for i, p in enumerate(self.paintings[:2]):
             cols[f"painting {i}"] = F.interpolate(
                 p.image.float(), size=size, mode="bilinear", antialias=True

@@ -194,7 +194,7 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         original = resize_to_edge(p.content.float(), edge).to(device)
         images = {"content": original, "style": p.styles[0].float().to(device)}
         if c_lab is not None and p.labels is not None:
-            images["guide"] = p.labels.colorize(c_lab)
+            images["guide"] = p.labels.colourise(c_lab)
         self._level_images.set(images)
         log.info("NST level %d: %dx%d px, %d steps", level, size[1], size[0], self.pyramid[level]["steps"])
 

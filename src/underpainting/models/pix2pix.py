@@ -3,7 +3,7 @@ photo baseline for SPADE: U-Net generator, conditional 70x70 PatchGAN on (label,
 
 Training follows the reference `pix2pix_model.optimize_parameters`: one forward, then a D step on the detached fake
 (loss halved, Sec. 3.3 / 6.2) and a G step with D frozen. The generator sees the label map as the sketch's RGB
-colours (`input_mode="color"`, as the reference datasets store labels: 3 channels, the reference parameter counts),
+colours (`input_mode="colour"`, as the reference datasets store labels: 3 channels, the reference parameter counts),
 or one-hot (`input_mode="onehot"`, one channel per class).
 
 At test time (validation, samples, export, `infer.py`) the generator follows the paper's protocol by default
@@ -98,18 +98,20 @@ class Pix2Pix(LabelToImage):
         G: nn.Module,
         D: nn.Module,
         labels: LabelSet,
-        input_mode: Literal["color", "onehot"] = "color",
+        input_mode: Literal["colour", "onehot"] = "colour",
         gan_mode: GANMode = "vanilla",
         lambda_L1: float = 100.0,
         test_protocol: EvalProtocol = "paper",
         **gan: Any,
     ) -> None:
-        if input_mode not in ("color", "onehot"):
-            raise UserError(f"model.input_mode must be 'color' or 'onehot', got {input_mode!r}")
+        if input_mode == "color":  # the name in checkpoints written before the project's spelling was made one
+            input_mode = "colour"
+        if input_mode not in ("colour", "onehot"):
+            raise UserError(f"model.input_mode must be 'colour' or 'onehot', got {input_mode!r}")
         check_protocol(test_protocol)
         super().__init__(labels, generators={"G": G}, discriminators={"D": D}, **gan)
         self.gan_loss = GANLoss(gan_mode)
-        self.input_nc = 3 if input_mode == "color" else len(labels)
+        self.input_nc = 3 if input_mode == "colour" else len(labels)
 
     def setup(self, stage: str) -> None:
         """Channel checks inside `trainer.fit`, so the message reaches the user unwrapped by Hydra."""
@@ -130,7 +132,7 @@ class Pix2Pix(LabelToImage):
         if self.hparams.input_mode == "onehot":
             return one_hot(label, len(self.labels), paths) * 2 - 1
         one_hot(label, len(self.labels), paths)  # same clear error for unknown ids
-        return self.colorize(label)
+        return self.colourise(label)
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
         return self.G(condition)

@@ -1,6 +1,6 @@
 """Loggers whose dashboards compare attempts (`conf/logger/`): Lightning's, plus what their comparison views need.
 
-- `TensorBoardLogger`: fills the HParams tab: at the end of the run (`summarize_loggers`), one session with the key
+- `TensorBoardLogger`: fills the HParams tab: at the end of the run (`summarise_loggers`), one session with the key
   hyperparameters (the chosen config options, model/data/trainer settings) and the final metrics: the last value
   of every `val/`, `test/`, `final/` and `train/` number and the best `val/` values as `best/val/...`.
 - `WandbLogger`: the group is the experiment name (`experiment=...`, else the run name), `job_type` the task
@@ -94,13 +94,13 @@ def _hydra_choices() -> dict[str, str]:
 
 
 class TensorBoardLogger(_TensorBoardLogger):
-    """Lightning's TensorBoard logger; `summarize()` writes the HParams session (once, at the end of the run)."""
+    """Lightning's TensorBoard logger; `summarise()` writes the HParams session (once, at the end of the run)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.summary = RunSummary()
         self._params: dict[str, Any] = {}
-        self._summarized = False
+        self._summarised = False
 
     def log_hyperparams(self, params, metrics=None, step=None) -> None:
         from lightning.fabric.utilities.logger import _convert_params
@@ -114,8 +114,8 @@ class TensorBoardLogger(_TensorBoardLogger):
         super().log_metrics(metrics, step)
 
     @rank_zero_only
-    def summarize(self, step: int | None = None) -> None:
-        if self._summarized:
+    def summarise(self, step: int | None = None) -> None:
+        if self._summarised:
             return  # the HParams plugin reads the first session of a run folder: write exactly one
         from torch.utils.tensorboard.summary import hparams
 
@@ -130,7 +130,7 @@ class TensorBoardLogger(_TensorBoardLogger):
         for summary in hparams(params, metrics):
             writer.add_summary(summary, step)
         self.experiment.flush()
-        self._summarized = True
+        self._summarised = True
 
 
 class WandbLogger(_WandbLogger):
@@ -142,18 +142,18 @@ class WandbLogger(_WandbLogger):
             # Lightning always passes `anonymous`; wandb >= 0.19 prints a deprecation line for any value given.
             self._wandb_init.pop("anonymous", None)
         self.summary = RunSummary()
-        self._summarized = False
+        self._summarised = False
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         self.summary.update(metrics)
         super().log_metrics(metrics, step)
 
     @rank_zero_only
-    def summarize(self, step: int | None = None) -> None:
-        if self._summarized or not self.summary.best:
+    def summarise(self, step: int | None = None) -> None:
+        if self._summarised or not self.summary.best:
             return
         self.experiment.summary.update({f"best/{k}": v for k, v in self.summary.best.items()})
-        self._summarized = True
+        self._summarised = True
 
 
 class _HistoryWriter(ExperimentWriter):
@@ -219,8 +219,8 @@ def continue_history(cfg: DictConfig, ckpt_path: str | None) -> None:
             wandb.id, wandb.resume = run_id, "allow"
 
 
-def summarize_loggers(loggers: list, step: int | None = None) -> None:
+def summarise_loggers(loggers: list, step: int | None = None) -> None:
     """Call at the end of a run (after fit and test): dashboards get the final and best numbers."""
     for logger in loggers:
-        if hasattr(logger, "summarize"):
-            logger.summarize(step)
+        if hasattr(logger, "summarise"):
+            logger.summarise(step)

@@ -39,7 +39,7 @@ class PublishedPix2Pix(nn.Module):
         self.hparams = AttributeDict(use_instance=False, test_protocol=published.test_protocol)
 
     def condition(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.labels.colorize(ids)
+        return self.labels.colourise(ids)
 
 
 def published_scene(pub: Published, labels: LabelSet, targets: Sequence[str], key: str) -> nn.Module:

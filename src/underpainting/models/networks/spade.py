@@ -58,10 +58,10 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, norm_nc, kernel_size, padding=pad)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        normalized = self.param_free_norm(x)
+        normalised = self.param_free_norm(x)
         seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
         actv = self.mlp_shared(seg)
-        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+        return normalised * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
 
 class SPADEResnetBlock(nn.Module):
