@@ -71,7 +71,7 @@ def bench_one(size: int, semantic: bool, bf16: bool, evals: int, warmup: int, de
     for i in range(warmup + evals):
         t0 = time.perf_counter()
         with torch.autocast(dev_type, dtype=torch.bfloat16, enabled=bf16):
-            terms = m._step(opt, lambda loss: loss.backward())
+            terms = m._step(opt, lambda loss: loss.backward(), i)
         if dev_type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:

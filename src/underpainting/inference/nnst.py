@@ -82,19 +82,6 @@ class NNSTPainting(NSTPainting):
             sketch = resize_labels(sketch, size)
             scene = F.interpolate(scene[None].float(), size=size, mode="bicubic", align_corners=False)[0]
             h, w = size
-        from tqdm.auto import tqdm
-
         with torch.enable_grad():
             self.module.attach(scene[None].float(), sketch, paintings, self.labels, self.levels(h, w))
-            bar = tqdm(total=self.module.total_steps, desc=self.name, unit="step", disable=not self.progress,
-                       leave=False, dynamic_ncols=True)  # fmt: skip
-
-            def tick(step: int, losses: dict) -> None:
-                bar.update(1)
-                bar.set_postfix(scale=self.module.level, loss=f"{losses['total']:.3g}")
-
-            out = self.module.optimise(callback=tick)[0].cpu()
-            bar.close()
-        if out.shape[-2:] != (h, w):
-            out = F.interpolate(out[None], size=(h, w), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
-        return out
+        return self.optimise_attached((h, w))

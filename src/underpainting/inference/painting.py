@@ -94,17 +94,22 @@ class NSTPainting:
         h, w = problem.content.shape[-2:]
         with torch.enable_grad():
             self.module.attach(problem, self.levels(h, w))
-            bar = tqdm(total=self.module.total_steps, desc=self.name, unit="step", disable=not self.progress,
-                       leave=False, dynamic_ncols=True)  # fmt: skip
+        return self.optimise_attached((h, w))
 
-            def tick(step: int, losses: dict) -> None:
-                bar.update(1)
-                bar.set_postfix(level=self.module.level, loss=f"{losses['total']:.3g}")
+    def optimise_attached(self, size: tuple[int, int]) -> torch.Tensor:
+        """Run the attached module's schedule under a progress bar; the result (3, H, W) at `size`, in [-1, 1]."""
+        bar = tqdm(total=self.module.total_steps, desc=self.name, unit="step", disable=not self.progress,
+                   leave=False, dynamic_ncols=True)  # fmt: skip
 
+        def tick(step: int, losses: dict) -> None:
+            bar.update(1)
+            bar.set_postfix(scale=self.module.level, loss=f"{losses['total']:.3g}")
+
+        with torch.enable_grad():
             out = self.module.optimise(callback=tick)[0].cpu()
-            bar.close()
-        if out.shape[-2:] != (h, w):
-            out = F.interpolate(out[None], size=(h, w), mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+        bar.close()
+        if out.shape[-2:] != tuple(size):
+            out = F.interpolate(out[None], size=size, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
         return out
 
 

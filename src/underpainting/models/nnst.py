@@ -51,6 +51,7 @@ from underpainting.models.losses.neighbours import (
     centred_unit,
     guided_nearest_neighbours,
 )
+from underpainting.models.pyramid import CoarseToFine
 from underpainting.runtime.precision import cpu_has_native_bf16
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,23 @@ def use_bf16(mode: str | bool, device: torch.device) -> bool:
     return device.type == "cpu" and cpu_has_native_bf16()
 
 
-class NeuralNeighbourStyleTransfer(pl.LightningModule):
+def source_weights(
+    zeros: torch.Tensor, labels: torch.Tensor | None, sources: Sequence[Source], painting: int
+) -> torch.Tensor:
+    """Each position's weight as a source of a region, on painting `painting`'s `labels` (cells or pixels, the
+    shape of `zeros`): a source's weight where its class is (everywhere for a whole-painting source), else 0."""
+    w = zeros
+    for s in sources:
+        if s.index == painting:
+            w = (
+                torch.where(labels == s.cls, s.weight, w)
+                if s.cls is not None
+                else torch.full_like(w, s.weight)
+            )
+    return w
+
+
+class NeuralNeighbourStyleTransfer(CoarseToFine, pl.LightningModule):
     """Paint a label map (or repaint a scene) from paintings by guided neural-neighbour matching, coarse to fine.
 
     Args:
@@ -243,19 +260,6 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
     def _arch(self) -> str:
         return getattr(self._make_vgg, "keywords", {}).get("arch", "vgg19")
 
-    @property
-    def total_steps(self) -> int:
-        return sum(p["steps"] for p in self.pyramid)
-
-    def level_at(self, step: int) -> int:
-        """The scale that optimisation step `step` (0-based) belongs to."""
-        end = 0
-        for lvl, p in enumerate(self.pyramid):
-            end += p["steps"]
-            if step < end:
-                return lvl
-        return len(self.pyramid) - 1
-
     def _autocast(self):
         if use_bf16(self.hparams.bf16, self.image.device):
             return torch.autocast(self.image.device.type, dtype=torch.bfloat16)
@@ -384,15 +388,9 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         for k, sources in self.sources.items():
             parts = []
             for lab, (gh, gw), i, keep in zip(cell_labels, grids, owners, inner, strict=True):
-                w = torch.zeros(gh * gw, device=self.image.device)
-                for s in sources:
-                    if s.index == i:
-                        w = (
-                            torch.where(lab == s.cls, s.weight, w)
-                            if s.cls is not None
-                            else torch.full_like(w, s.weight)
-                        )
-                parts.append(w * keep)
+                parts.append(
+                    source_weights(torch.zeros(gh * gw, device=self.image.device), lab, sources, i) * keep
+                )
             w = torch.cat(parts)
             if not bool((w > 0).any()):
                 parts = [torch.full((gh * gw,), 1.0, device=w.device) if any(s.index == i for s in sources)
@@ -416,14 +414,7 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         """The sources' pixel weights on each (rotated) style image of this scale, rims left out."""
         out = []
         for im, lab, i in self.style_inputs:
-            m = torch.zeros(1, *im.shape[-2:], device=im.device)
-            for s in sources:
-                if s.index == i:
-                    m = (
-                        torch.where(lab == s.cls, s.weight, m)
-                        if s.cls is not None
-                        else torch.full_like(m, s.weight)
-                    )
+            m = source_weights(torch.zeros(1, *im.shape[-2:], device=im.device), lab, sources, i)
             out.append(m * self._inside(*im.shape[-2:]))
         return out
 
@@ -461,10 +452,10 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         return self.optimizer_factory([self.image])
 
     def _step(
-        self, optimizer, backward: Callable[[torch.Tensor], None], step_in_level: int
+        self, optimizer, backward: Callable[[torch.Tensor], None], step: int
     ) -> dict[str, torch.Tensor]:
-        every = int(self.hparams.refresh_every)
-        if self.final and every and step_in_level and step_in_level % every == 0:
+        every, in_level = int(self.hparams.refresh_every), self.step_in_level(step)
+        if self.final and every and in_level and in_level % every == 0:
             self.match()
         terms: dict[str, torch.Tensor] = {}
 
@@ -481,25 +472,6 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
             self.image.clamp_(-1, 1)
         self._tick(f"optimisation {self.edge}px", t0)
         return terms
-
-    def _step_in_level(self, step: int) -> int:
-        return step - sum(p["steps"] for p in self.pyramid[: self.level])
-
-    def optimise(
-        self, steps: int | None = None, callback: Callable[[int, dict], None] | None = None
-    ) -> torch.Tensor:
-        """Run the whole schedule (or `steps` steps) without a Trainer; returns `output()`."""
-        optimizer = self.configure_optimizers()
-        for step in range(self.total_steps if steps is None else steps):
-            level = self.level_at(step)
-            if level != self.level:
-                self.enter_level(level)
-                optimizer = self.configure_optimizers()
-            terms = self._step(optimizer, lambda loss: loss.backward(), self._step_in_level(step))
-            self.last_losses = {k: float(v) for k, v in terms.items()}
-            if callback is not None:
-                callback(step, self.last_losses)
-        return self.output()
 
     @torch.no_grad()
     def output(self) -> torch.Tensor:
@@ -561,24 +533,12 @@ class NeuralNeighbourStyleTransfer(pl.LightningModule):
         if self.level < 0 and self.pyramid:
             level, image = self._resumed or (0, None)
             self.enter_level(level, image=None if image is None else image.to(self.device))
-            self.trainer.strategy.optimizers = [
-                self.configure_optimizers()
-            ]  # over the new image; its state is
-            # restored after this hook on resume
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> int | None:
-        step = self.global_step
-        if step >= self.total_steps:
-            return -1
-        level = self.level_at(step)
-        if level != self.level:
-            self.enter_level(level)
+            # a fresh optimiser over the new image (its state is restored after this hook on resume)
             self.trainer.strategy.optimizers = [self.configure_optimizers()]
-        return None
 
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         opt = self.optimizers()
-        terms = self._step(opt, self.manual_backward, self._step_in_level(self.global_step))
+        terms = self._step(opt, self.manual_backward, self.global_step)
         self.last_losses = {k: float(v) for k, v in terms.items()}
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=True)
         self.log("train/loss", terms["total"], prog_bar=True, on_step=True)

@@ -32,6 +32,7 @@ from underpainting.features.vgg import VGGFeatures
 from underpainting.models.compile import CompiledNetworks
 from underpainting.models.losses.nst import NSTObjective
 from underpainting.models.losses.targets import Targets
+from underpainting.models.pyramid import CoarseToFine
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ COLOUR_MODES = ("none", "luminance", "match")
 GRAD_TARGET = 0.01  # largest |d objective / d pixel| at a level's start, pixels in [-1, 1] (see `_step`)
 
 
-class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
+class NeuralStyleTransfer(CoarseToFine, CompiledNetworks, pl.LightningModule):
     """Gatys-style image optimisation with semantic, colour and scale control, driven by the Trainer.
 
     Args:
@@ -142,19 +143,6 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         )  # fmt: skip
         return dataclasses.replace(problem, content_labels=content_labels)
 
-    @property
-    def total_steps(self) -> int:
-        return sum(p["steps"] for p in self.pyramid)
-
-    def level_at(self, step: int) -> int:
-        """The pyramid level that optimisation step `step` (0-based) belongs to."""
-        end = 0
-        for lvl, p in enumerate(self.pyramid):
-            end += p["steps"]
-            if step < end:
-                return lvl
-        return len(self.pyramid) - 1
-
     @torch.no_grad()
     def enter_level(self, level: int, image: torch.Tensor | None = None) -> None:
         """Resize inputs for `level`, recompute targets, and start the image from `image` (upsampled), the previous
@@ -209,7 +197,9 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory([self.image])
 
-    def _step(self, optimizer, backward: Callable[[torch.Tensor], None]) -> dict[str, torch.Tensor]:
+    def _step(
+        self, optimizer, backward: Callable[[torch.Tensor], None], step: int
+    ) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
 
         def closure() -> torch.Tensor:
@@ -234,22 +224,6 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
         optimizer.step(closure=closure)
         return terms
 
-    def optimise(
-        self, steps: int | None = None, callback: Callable[[int, dict], None] | None = None
-    ) -> torch.Tensor:
-        """Run the whole schedule (or `steps` steps) without a Trainer; returns `output()`."""
-        optimizer = self.configure_optimizers()
-        for step in range(self.total_steps if steps is None else steps):
-            level = self.level_at(step)
-            if level != self.level:
-                self.enter_level(level)
-                optimizer = self.configure_optimizers()
-            terms = self._step(optimizer, lambda loss: loss.backward())
-            self.last_losses = {k: float(v) for k, v in terms.items()}
-            if callback is not None:
-                callback(step, self.last_losses)
-        return self.output()
-
     def setup(self, stage: str) -> None:
         if str(self.trainer.precision) == "16-mixed":
             raise UserError(
@@ -266,20 +240,9 @@ class NeuralStyleTransfer(CompiledNetworks, pl.LightningModule):
             dm.setup(stage)
             self.attach(dm.problem, dm.pyramid)
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> int | None:
-        step = self.global_step
-        if step >= self.total_steps:
-            return -1  # the schedule is done (e.g. resumed after the last level)
-        level = self.level_at(step)
-        if level != self.level:
-            # a new level has a new parameter: give the Trainer a fresh optimiser (before the step's hooks attach)
-            self.enter_level(level)
-            self.trainer.strategy.optimizers = [self.configure_optimizers()]
-        return None
-
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         opt = self.optimizers()
-        terms = self._step(opt, self.manual_backward)
+        terms = self._step(opt, self.manual_backward, self.global_step)
         self.last_losses = {k: float(v) for k, v in terms.items()}
         self.log_dict({f"train/{k}": v for k, v in terms.items()}, prog_bar=False, on_step=True)
         self.log("train/loss", terms["total"], prog_bar=True, on_step=True)

@@ -104,7 +104,9 @@ class Pix2Pix(LabelToImage):
         test_protocol: EvalProtocol = "paper",
         **gan: Any,
     ) -> None:
-        if input_mode == "color":  # the name in checkpoints written before the project's spelling was made one
+        if (
+            input_mode == "color"
+        ):  # the name in checkpoints written before the project's spelling was made one
             input_mode = "colour"
         if input_mode not in ("colour", "onehot"):
             raise UserError(f"model.input_mode must be 'colour' or 'onehot', got {input_mode!r}")

@@ -5,7 +5,7 @@ draws from.
 
     ℓ_m = Σ_regions a_k Σ_l [ mean|μ_l,k(x) − μ_l,k(s)| + mean|Σ_l,k(x) − Σ_l,k(s)| ]
 
-μ and Σ are the mean and covariance of a layer's features over the region (the output's on at most `samples`
+μ and Σ are the mean and covariance of a layer's features over the region (the output's on at most `samples`, 0: all,
 random positions per step, as STROTSS samples about a thousand), features divided by the style's RMS per layer so
 every layer counts alike; a_k is the region's share of the output. Nearest-neighbour targets choose *which* style
 features appear, not how often, so on their own they drift from the style's statistics (more edges here, fewer
@@ -99,7 +99,7 @@ class RegionMomentLoss(nn.Module):
             pos = self._positions(cls, tuple(f.shape[-2:])).to(f.device)
             if len(pos) < 2:
                 continue
-            if len(pos) > self.samples:
+            if 0 < self.samples < len(pos):
                 pos = pos[
                     torch.randperm(len(pos), generator=generator, device="cpu")[: self.samples].to(pos.device)
                 ]
