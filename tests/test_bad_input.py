@@ -32,36 +32,14 @@ NST = [
     "stage2.nst.pyramid=[{edge:32,steps:1}]",
 ]
 NST_XRAY = [a.replace("nst", "nst_xray") for a in NST]
+NETS = ["model.G_AB.ngf=8", "model.G_AB.n_blocks=1", "model.D_A.ndf=8", "logger=none", "callbacks.progress_bar=null",
+        "print_config=false", "trainer.max_steps=1"]  # fmt: skip
 TINY = [  # a CycleGAN that composes and builds in a blink; rows fail before training unless they say ok
-    "data=synthetic",
-    "data.image_size=32",
-    "data.num_train=2",
-    "data.num_val=1",
-    "data.batch_size=1",
-    "data.num_workers=0",
-    "model.G_AB.ngf=8",
-    "model.G_AB.n_blocks=1",
-    "model.D_A.ndf=8",
-    "logger=none",
-    "callbacks.progress_bar=null",
-    "print_config=false",
-    "trainer.max_steps=1",
-]
-VANGOGH = [
-    "model=cyclegan",
-    "data=vangogh_landscapes",
-    "data.download=false",
-    "data.num_workers=0",
-    "data.preprocess.load_size=32",
-    "data.preprocess.crop_size=32",
-    "model.G_AB.ngf=8",
-    "model.G_AB.n_blocks=1",
-    "model.D_A.ndf=8",
-    "logger=none",
-    "callbacks.progress_bar=null",
-    "print_config=false",
-    "trainer.max_steps=1",
-]
+    "data=synthetic", "data.image_size=32", "data.num_train=2", "data.num_val=1", "data.batch_size=1",
+    "data.num_workers=0", *NETS,
+]  # fmt: skip
+VANGOGH = ["model=cyclegan", "data=vangogh_landscapes", "data.download=false", "data.num_workers=0",
+           "data.preprocess.load_size=32", "data.preprocess.crop_size=32", *NETS]  # fmt: skip
 
 
 @dataclass(frozen=True)

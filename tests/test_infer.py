@@ -301,3 +301,19 @@ def test_spade_style_encoder_gives_one_scene_per_style(tmp_path):
     assert a.shape == b.shape == (190, 250, 3) and not np.array_equal(a, b)
     sheet = Image.open(result.sheet)
     assert sheet.height > 2 * 190  # two rows, one per style
+
+
+def test_a_long_column_caption_is_cut_to_its_column():
+    """Two paintings named in one caption ran into the next column's caption (the painter's contact sheet)."""
+    from PIL import ImageDraw, ImageFont
+
+    from underpainting.data.sheets import fit_text, labelled_grid
+
+    long = "style: mountains_behind_saint_paul_1889 + field_with_poppies_1889"
+    sheet = labelled_grid({long: torch.zeros(1, 3, 32, 64), "next": torch.zeros(1, 3, 32, 64)})
+    header = np.asarray(sheet)[:14]
+    assert (header[:, 66 : 66 + 4] == 255).all()  # the gap before the second column's caption stays white
+    draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
+    cut = fit_text(draw, long, font, 60)
+    assert cut.endswith("...") and draw.textlength(cut, font=font) <= 60 and long.startswith(cut[:-3])
+    assert fit_text(draw, "next", font, 60) == "next"

@@ -34,8 +34,17 @@ def labelled_grid(columns: dict[str, torch.Tensor], padding: int = 2, header: in
     sheet.paste(body, (0, header))
     draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
     for j, name in enumerate(names):
-        draw.text((padding + j * (w + padding) + 2, 1), name, fill="black", font=font)
+        draw.text((padding + j * (w + padding) + 2, 1), fit_text(draw, name, font, w - 4), fill="black", font=font)
     return sheet
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """`text`, cut with an ellipsis to `width` px, so a long caption does not run into the next column's."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
 
 
 def fit_cell(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -129,8 +129,10 @@ class SketchPipeline:
             tensor_to_pil(scene).save(out / f"scene{suffix}.png")
             written[f"scene{suffix}"] = f"scene{suffix}.png"
             row = {"sketch": sketch, "labels": self.labels.colourise(ids)}
-            if show_style:
-                row[f"style: {self.style.name}"] = self.style.image[0]
+            if show_style:  # each painting the stages paint from (several with `style.paintings`)
+                for painting in self.style.paintings or [None]:
+                    name, image = (painting.name, painting.image) if painting else (self.style.name, self.style.image)
+                    row[f"style: {name}"] = image[0]
             row[self.stage1.name] = scene
             for i, (name, stage) in enumerate(self.stage2.items()):
                 self._stage(f"{getattr(stage, 'name', name)}{suffix}", 1 + i, 1 + len(self.stage2))
