@@ -34,7 +34,9 @@ def labelled_grid(columns: dict[str, torch.Tensor], padding: int = 2, header: in
     sheet.paste(body, (0, header))
     draw, font = ImageDraw.Draw(sheet), ImageFont.load_default()
     for j, name in enumerate(names):
-        draw.text((padding + j * (w + padding) + 2, 1), fit_text(draw, name, font, w - 4), fill="black", font=font)
+        draw.text(
+            (padding + j * (w + padding) + 2, 1), fit_text(draw, name, font, w - 4), fill="black", font=font
+        )
     return sheet
 
 

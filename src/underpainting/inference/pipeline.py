@@ -131,7 +131,9 @@ class SketchPipeline:
             row = {"sketch": sketch, "labels": self.labels.colourise(ids)}
             if show_style:  # each painting the stages paint from (several with `style.paintings`)
                 for painting in self.style.paintings or [None]:
-                    name, image = (painting.name, painting.image) if painting else (self.style.name, self.style.image)
+                    name, image = (
+                        (painting.name, painting.image) if painting else (self.style.name, self.style.image)
+                    )
                     row[f"style: {name}"] = image[0]
             row[self.stage1.name] = scene
             for i, (name, stage) in enumerate(self.stage2.items()):
