@@ -136,7 +136,7 @@ class NeuralNeighbourStyleTransfer(CoarseToFine, pl.LightningModule):
         cell: int = NNST_CELL,
         l2_weight: float = 0.0,
         moment_weight: float = 5.0,
-        moment_layers: Sequence[str] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
+        moment_layers: Sequence[str] = ("relu2_1", "relu3_1", "relu4_1"),
         moment_samples: int = 1024,
         refresh_every: int = 0,
         style_scale: float = 1.0,
