@@ -444,3 +444,18 @@ def test_real_vgg_paints_the_example_sketch_from_its_regions(shared_dir):
     before, _ = region_style_distance(start, sketch, paintings, m.sources, vgg)
     after, _ = region_style_distance(out, sketch, paintings, m.sources, vgg)
     assert after < 0.6 * before  # the flat start has none of the strokes; 20 steps give them (0.41 measured)
+
+
+def test_the_objective_adds_each_layer_as_the_vgg_reaches_it_and_equals_the_losses_on_all_features():
+    style = banded([(SKY, BLUE), (FLOWER, RED), (GRASS, GREEN)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = painter()
+        m.attach(None, rearranged_sketch(), [style], LABELS, [{"edge": 32, "steps": 1}])
+    state = m.generator.get_state()
+    terms = m.objective(m.image)
+    m.generator.set_state(state)
+    feats = m.features(m.image, list(dict.fromkeys([*m.loss_layers, *m.moment_layers])))
+    assert torch.allclose(terms["neighbours"], m.nn_loss(feats))
+    assert torch.allclose(terms["moments"], m.moment_loss(feats, m.generator))
+    assert float(terms["moments"]) > 0 and float(terms["neighbours"]) > 0

@@ -91,11 +91,18 @@ class RegionMomentLoss(nn.Module):
     def forward(
         self, features: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        if not self.targets:
-            return features[self.layers[0]].new_zeros(())
         loss = features[self.layers[0]].new_zeros((), dtype=torch.float32)
-        for (cls, n), (mu_s, cov_s) in self.targets.items():
-            f = features[n][0]
+        for n in self.layers:
+            loss = loss + self.layer_term(n, features[n], generator)
+        return loss
+
+    def layer_term(self, n: str, f: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Layer `n`'s terms over every region, for a caller that adds each layer's term as soon as the VGG reaches
+        it; `generator` draws the sampled positions."""
+        loss = f.new_zeros((), dtype=torch.float32)
+        for (cls, layer), (mu_s, cov_s) in self.targets.items():
+            if layer != n:
+                continue
             pos = self._positions(cls, tuple(f.shape[-2:])).to(f.device)
             if len(pos) < 2:
                 continue
@@ -103,7 +110,7 @@ class RegionMomentLoss(nn.Module):
                 pos = pos[
                     torch.randperm(len(pos), generator=generator, device="cpu")[: self.samples].to(pos.device)
                 ]
-            x = f.flatten(1)[:, pos].float() / self.scale[n]
+            x = f[0].flatten(1)[:, pos].float() / self.scale[n]
             mu, cov = weighted_moments(x, torch.ones(len(pos), device=x.device))
             loss = loss + self.shares[cls] * ((mu - mu_s).abs().mean() + (cov - cov_s).abs().mean())
         return loss

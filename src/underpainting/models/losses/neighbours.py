@@ -174,17 +174,20 @@ class NeuralNeighbourLoss(nn.Module):
     def forward(self, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
         if not self.units:
             raise RuntimeError("NeuralNeighbourLoss.set_target(...) must be called before the loss")
-        loss = 0.0
-        for n, u in self.units.items():
-            h, w = min(u.shape[-2], features[n].shape[-2]), min(u.shape[-1], features[n].shape[-1])
-            # the bf16 units multiply the features as they are (type promotion): no full-size copy of a target in
-            # the features' dtype, which the product would keep for the backward (at 1024 px in fp32: ~1 GB); bf16
-            # features (autocast) stay bf16; the sums accumulate in fp32 either way
-            x, u = features[n][..., :h, :w], u[..., :h, :w]
-            dot = (x * u).sum(1, dtype=torch.float32)
-            cos = dot * x.pow(2).sum(1, dtype=torch.float32).clamp_min(1e-12).rsqrt()
-            loss = loss + (1 - cos).mean()
-            if self.l2_weight:
-                t = self.targets[n][..., :h, :w]
-                loss = loss + self.l2_weight * (x.float() - t).pow(2).mean() / self.energy[n]
+        return sum(self.layer_term(n, features[n]) for n in self.units)
+
+    def layer_term(self, n: str, x: torch.Tensor) -> torch.Tensor:
+        """Layer `n`'s share of the loss, for a caller that adds each layer's term as soon as the VGG reaches it."""
+        u = self.units[n]
+        h, w = min(u.shape[-2], x.shape[-2]), min(u.shape[-1], x.shape[-1])
+        # the bf16 units multiply the features as they are (type promotion): no full-size copy of a target in the
+        # features' dtype, which the product would keep for the backward (at 1024 px in fp32: ~1 GB); bf16 features
+        # (autocast) stay bf16; the sums accumulate in fp32 either way
+        x, u = x[..., :h, :w], u[..., :h, :w]
+        dot = (x * u).sum(1, dtype=torch.float32)
+        cos = dot * x.pow(2).sum(1, dtype=torch.float32).clamp_min(1e-12).rsqrt()
+        loss = (1 - cos).mean()
+        if self.l2_weight:
+            t = self.targets[n][..., :h, :w]
+            loss = loss + self.l2_weight * (x.float() - t).pow(2).mean() / self.energy[n]
         return loss / len(self.units)
