@@ -24,12 +24,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from underpainting.data.colour import match_colour
 from underpainting.data.correspondences import REGION_FALLBACKS
-from underpainting.data.images import tensor_to_pil
 from underpainting.data.labels import LabelSet
 from underpainting.data.nst import resize_labels, resize_to_edge
 from underpainting.data.paintings import (
@@ -126,6 +124,8 @@ class NeuralNeighbourStyleTransfer(CoarseToFine, pl.LightningModule):
         class_weights: for Trainer runs, per painting a {class: weight} (0: never from it) or a number, times
             `data.style_weights` (infer takes them from `style.weights`).
     """
+
+    result_name = "painter"  # <run_dir>/painter/final.png
 
     def __init__(
         self,
@@ -460,9 +460,6 @@ class NeuralNeighbourStyleTransfer(CoarseToFine, pl.LightningModule):
         terms["total"] = terms["neighbours"] + self.hparams.moment_weight * terms.get("moments", 0.0)
         return terms
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory([self.image])
-
     def _step(
         self, optimizer, backward: Callable[[torch.Tensor], None], step: int
     ) -> dict[str, torch.Tensor]:
@@ -570,19 +567,6 @@ class NeuralNeighbourStyleTransfer(CoarseToFine, pl.LightningModule):
             ).to(out.device)
         cols["painted"] = out
         return {k: v.clamp(-1, 1) for k, v in cols.items()}
-
-    def save_result(self, run_dir: str | Path, config: Mapping | None = None) -> Path:
-        """`<run_dir>/painter/final.png` and beside it `final.yaml`: `config` (the resolved run config, from
-        `callbacks.result.SaveResult`; None: this module's hyperparameters) with the final losses and size."""
-        directory = Path(run_dir) / "painter"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "final.png"
-        out = self.output()[0]
-        tensor_to_pil(out).save(path)
-        config = dict(config) if config is not None else {"model": dict(self.hparams)}
-        config["painter_result"] = {"losses": self.last_losses, "size": list(out.shape[-2:])}
-        (directory / "final.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        return path
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The frozen VGG and the style features are rebuilt from the config and inputs; keep the image and scale.

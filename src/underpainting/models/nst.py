@@ -15,17 +15,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from underpainting.data.colour import luminance_image, match_colour, match_luminance, transfer_luminance
 from underpainting.data.correspondences import REGION_FALLBACKS, borrow_regions
-from underpainting.data.images import load_rgb, pil_to_tensor, tensor_to_pil
+from underpainting.data.images import load_rgb, pil_to_tensor
 from underpainting.data.nst import NSTProblem, resize_labels, resize_to_edge
 from underpainting.errors import UserError
 from underpainting.features.vgg import VGGFeatures
@@ -61,6 +59,8 @@ class NeuralStyleTransfer(CoarseToFine, CompiledNetworks, pl.LightningModule):
         seed: seed of the noise initialisation.
         compile / compile_mode / compile_backend: torch.compile the VGG in place (`models/compile.py`).
     """
+
+    result_name = "nst"  # <run_dir>/nst/final.png
 
     def __init__(
         self,
@@ -194,9 +194,6 @@ class NeuralStyleTransfer(CoarseToFine, CompiledNetworks, pl.LightningModule):
         return image
 
     # ----------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory([self.image])
-
     def _step(
         self, optimizer, backward: Callable[[torch.Tensor], None], step: int
     ) -> dict[str, torch.Tensor]:
@@ -269,18 +266,6 @@ class NeuralStyleTransfer(CoarseToFine, CompiledNetworks, pl.LightningModule):
             self._level_images["style"], size=out.shape[-2:], mode="bilinear", antialias=True
         )
         return {"generated": out, "reference": style.clamp(-1, 1), "source": self._level_images["content"]}
-
-    def save_result(self, run_dir: str | Path, config: Mapping | None = None) -> Path:
-        """Write the result at full resolution as `<run_dir>/nst/final.png` and beside it `final.yaml`: `config`
-        (the resolved run config; None: this module's hyperparameters) with the final losses and size."""
-        directory = Path(run_dir) / "nst"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / "final.png"
-        tensor_to_pil(self.output()[0]).save(path)
-        config = dict(config) if config is not None else {"model": dict(self.hparams)}
-        config["nst_result"] = {"losses": self.last_losses, "size": list(self.image.shape[-2:])}
-        (directory / "final.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        return path
 
     # ----------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:

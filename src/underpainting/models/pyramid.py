@@ -1,13 +1,17 @@
 """The schedule of a picture optimised coarse to fine (NST and the doodle, the painter): `pyramid` is a list of
 `{edge: px, steps}` scales and one optimiser step is one Trainer step, so loggers, sample grids, checkpoints and
-resume work as for every other run. The modules give `enter_level(level)`, `configure_optimizers()`,
-`_step(optimizer, backward, step)` and `output()`."""
+resume work as for every other run. The modules give `image` (the parameter), `optimizer_factory`,
+`enter_level(level)`, `_step(optimizer, backward, step)`, `output()` and `result_name`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import torch
+import yaml
+
+from underpainting.data.images import tensor_to_pil
 
 
 class CoarseToFine:
@@ -16,6 +20,10 @@ class CoarseToFine:
 
     pyramid: list[dict[str, int]]
     level: int
+    result_name: str  # the result's folder under the run folder, and its record's key (`<name>_result`)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory([self.image])
 
     @property
     def total_steps(self) -> int:
@@ -59,3 +67,17 @@ class CoarseToFine:
             self.enter_level(level)
             self.trainer.strategy.optimizers = [self.configure_optimizers()]
         return None
+
+    def save_result(self, run_dir: str | Path, config: Mapping | None = None) -> Path:
+        """Write the result at full resolution as `<run_dir>/<result_name>/final.png` and beside it `final.yaml`:
+        `config` (the resolved run config, from `callbacks.result.SaveResult`; None: this module's hyperparameters)
+        with the final losses and size."""
+        directory = Path(run_dir) / self.result_name
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / "final.png"
+        out = self.output()[0]
+        tensor_to_pil(out).save(path)
+        config = dict(config) if config is not None else {"model": dict(self.hparams)}
+        config[f"{self.result_name}_result"] = {"losses": self.last_losses, "size": list(out.shape[-2:])}
+        (directory / "final.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
