@@ -199,24 +199,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(outputs, tmp_path_factory):
-    """The page served in this process on a free loopback port, as `python -m underpainting.app` serves it."""
+def _serve(run_dir: Path, overrides: list[str]):
+    """Serve the page in this process on a free loopback port, as `python -m underpainting.app` serves it, with its
+    jobs in `run_dir`; yields the URL, closes the page after."""
     from underpainting.app.page import build_page, launch_kwargs
 
-    scratch = tmp_path_factory.mktemp("gradio")
-    old = {k: os.environ.get(k) for k in ("GRADIO_TEMP_DIR", "TORCH_HOME")}
-    os.environ.update(GRADIO_TEMP_DIR=str(scratch / "cache"), TORCH_HOME=str(scratch / "torch"))
     port = _free_port()
-    composer = Composer([
-        f"app.run_dir={outputs / 'app'}", f"app.train_dir={outputs / 'train'}", f"app.port={port}",
-        "app.max_upload_mb=1", "progress=false", *TINY_DOODLE, *TINY_PAINTER, *NO_DOWNLOAD,
-    ])  # fmt: skip
+    composer = Composer([f"app.run_dir={run_dir}", f"app.train_dir={run_dir.parent / 'train'}", f"app.port={port}",
+                         "progress=false", *overrides])  # fmt: skip
     settings = composer.settings()
     demo, page = build_page(composer, settings)
     demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings, page))
     yield f"http://127.0.0.1:{port}/"
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def server(outputs, tmp_path_factory):
+    """The page served in this process on a free loopback port, as `python -m underpainting.app` serves it."""
+    scratch = tmp_path_factory.mktemp("gradio")
+    old = {k: os.environ.get(k) for k in ("GRADIO_TEMP_DIR", "TORCH_HOME")}
+    os.environ.update(GRADIO_TEMP_DIR=str(scratch / "cache"), TORCH_HOME=str(scratch / "torch"))
+    yield from _serve(outputs / "app", ["app.max_upload_mb=1", *TINY_DOODLE, *TINY_PAINTER, *NO_DOWNLOAD])
     for k, v in old.items():
         os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
@@ -479,18 +483,7 @@ def painter_server(outputs, tmp_path_factory):
         pytest.skip(
             "../shared/weights/vgg16_caffe_features.pth is absent: the painter needs real VGG weights"
         )
-    from underpainting.app.page import build_page, launch_kwargs
-
-    port = _free_port()
-    composer = Composer([
-        f"app.run_dir={outputs / 'app_painter'}", f"app.train_dir={outputs / 'train'}", f"app.port={port}",
-        "progress=false", f"stage2.nnst.module.vgg.weights={SHARED_VGG16}",
-    ])  # fmt: skip
-    settings = composer.settings()
-    demo, page = build_page(composer, settings)
-    demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs(settings, page))
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    yield from _serve(outputs / "app_painter", [f"stage2.nnst.module.vgg.weights={SHARED_VGG16}"])
 
 
 @pytest.mark.slow
