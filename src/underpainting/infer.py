@@ -61,7 +61,7 @@ def load_style(cfg: DictConfig, labels: LabelSet, needs_labels: bool = True) -> 
         return Style(first.image, first.labels, " + ".join(p.name for p in paintings), tuple(paintings))
     if s.get("painting"):
         from underpainting.data.images import load_rgb, pil_to_tensor
-        from underpainting.data.nst import load_label_map
+        from underpainting.data.paintings import Painting, load_painting_labels, parse_weight
 
         image = pil_to_tensor(load_rgb(s.painting))[None]
         if not s.get("labels"):
@@ -76,16 +76,8 @@ def load_style(cfg: DictConfig, labels: LabelSet, needs_labels: bool = True) -> 
             raise UserError(
                 "`style.painting` is one painting: `style.labels` is its one label map (a path, not a list)"
             )
-        lab = load_label_map(s.labels, labels)
-        if tuple(lab.shape[-2:]) != tuple(image.shape[-2:]):
-            log.warning(
-                "label map %s is %dx%d, its painting %s %dx%d: resized (nearest) to the painting",
-                s.labels, lab.shape[-1], lab.shape[-2], s.painting, image.shape[-1], image.shape[-2],
-            )  # fmt: skip
-            lab = load_label_map(s.labels, labels, size=tuple(image.shape[-2:]))
+        lab = load_painting_labels(s.labels, labels, image, s.painting)
         if s.get("weights") is not None:
-            from underpainting.data.paintings import Painting, parse_weight
-
             weight, per_class = parse_weight(s.weights, labels, "`style.weights`")
             painting = Painting(image, lab, Path(s.painting).stem, weight, per_class)
             return Style(image, lab, Path(s.painting).stem, (painting,))

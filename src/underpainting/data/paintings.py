@@ -79,6 +79,23 @@ def check_painting(image: torch.Tensor, labels: torch.Tensor | None, name: str) 
         )
 
 
+def load_painting_labels(
+    path: str | Path, labels: LabelSet | None, image: torch.Tensor, painting: str | Path
+) -> torch.Tensor:
+    """The label map of `painting` (its `image`), resized (nearest, with a warning naming both files) when its size
+    differs from the painting's."""
+    from underpainting.data.nst import load_label_map
+
+    lab = load_label_map(path, labels)
+    if tuple(lab.shape[-2:]) != tuple(image.shape[-2:]):
+        log.warning(
+            "label map %s is %dx%d, its painting %s %dx%d: resized (nearest) to the painting",
+            path, lab.shape[-1], lab.shape[-2], painting, image.shape[-1], image.shape[-2],
+        )  # fmt: skip
+        lab = load_label_map(path, labels, tuple(image.shape[-2:]))
+    return lab
+
+
 def load_paintings(
     paintings: Sequence[str | Path],
     label_maps: Sequence[str | Path | None] | None,
@@ -89,7 +106,6 @@ def load_paintings(
     """Read paintings and their label maps (resized nearest to the painting, with a warning, when their size
     differs); counts that do not match raise a DataError naming `key.paintings` / `key.labels` / `key.weights`."""
     from underpainting.data.images import load_rgb, pil_to_tensor
-    from underpainting.data.nst import load_label_map
 
     paintings = list(paintings)
     label_maps = list(label_maps) if label_maps is not None else [None] * len(paintings)
@@ -107,15 +123,7 @@ def load_paintings(
     out = []
     for i, (path, lab_path, weight) in enumerate(zip(paintings, label_maps, weights, strict=True)):
         image = pil_to_tensor(load_rgb(path))[None]
-        lab = None
-        if lab_path:
-            lab = load_label_map(lab_path, labels)
-            if tuple(lab.shape[-2:]) != tuple(image.shape[-2:]):
-                log.warning(
-                    "label map %s is %dx%d, its painting %s %dx%d: resized (nearest) to the painting",
-                    lab_path, lab.shape[-1], lab.shape[-2], path, image.shape[-1], image.shape[-2],
-                )  # fmt: skip
-                lab = load_label_map(lab_path, labels, tuple(image.shape[-2:]))
+        lab = load_painting_labels(lab_path, labels, image, path) if lab_path else None
         default, per_class = parse_weight(weight, labels, f"`{key}.weights[{i}]`")
         check_painting(image, lab, str(path))
         out.append(Painting(image, lab, Path(path).stem, default, per_class))
